@@ -1,0 +1,40 @@
+"""Engine construction by name: `vllm` (in-process, GPU or CPU build), `openai` (any compatible server), `sim`."""
+from __future__ import annotations
+
+import os
+
+from tts.engine import Engine
+from tts.errors import ConfigError
+from tts.types import Problem
+
+ENGINES = ("vllm", "openai", "sim")
+
+
+def default_engine() -> str:
+    """vLLM in-process: on a machine with no GPU that is vLLM's CPU build with the default local model."""
+    return "vllm"
+
+
+async def make_engine(kind: str | None, *, model: str | None = None, base_url: str | None = None,
+                      problems: list[Problem] | None = None, seed: int = 0, sim: dict | None = None,
+                      max_model_len: int = 4096, rate_limit: float | None = None) -> Engine:
+    kind = kind or default_engine()
+    if kind == "sim":
+        from engine_adapters.sim import SimConfig, SimulatedEngine
+
+        return SimulatedEngine.for_problems(problems or [], SimConfig(seed=seed, **(sim or {})))
+    if kind == "openai":
+        from engine_adapters.openai_http import OpenAIEngine
+
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"
+        if not model:
+            raise ConfigError("--engine openai needs --model (the name the server serves)")
+        engine = OpenAIEngine(url, model, rate_limit=rate_limit)
+        await engine.check()
+        return engine
+    if kind == "vllm":
+        from engine_adapters.vllm_engine import VLLMEngine
+        from tts.models import resolve
+
+        return VLLMEngine.start(resolve(model), max_model_len=max_model_len, seed=seed)
+    raise ConfigError(f"unknown engine '{kind}'; known: {', '.join(ENGINES)}")

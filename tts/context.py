@@ -1,0 +1,165 @@
+"""The context a strategy receives: every effect (generate, branch, join, cancel, budget, trace) goes through it.
+
+Branches run on an asyncio.TaskGroup. Each branch is a coroutine factory; its outcome (value, error, cancellation
+or budget refusal) is recorded on the branch and never escapes to its siblings. A `stop_when` reducer sees the
+outcomes as they arrive and may cancel the branches still running (early stop); cancelling a branch cancels the
+task awaiting the engine, which aborts the engine request.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Generic, Literal, Sequence, TypeVar
+
+from tts.budget import Budget
+from tts.engine import Engine
+from tts.errors import BudgetExhausted, EngineUnavailable
+from tts.trace import Path, Tracer, current_path, path_id
+from tts.types import Completion, GenerateRequest, Usage
+
+T = TypeVar("T")
+Status = Literal["ok", "error", "cancelled", "budget"]
+
+
+@dataclass(frozen=True)
+class BranchOutcome(Generic[T]):
+    index: int
+    path: Path
+    status: Status
+    value: T | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+StopRule = Callable[[list["BranchOutcome[Any] | None"]], "str | None"]
+
+
+class Context:
+    def __init__(self, engine: Engine, *, budget: Budget | None = None, tracer: Tracer | None = None,
+                 task: Any = None) -> None:
+        self.engine = engine
+        self.task = task  # the tasks.Task being solved: its prompt, answer extraction and grader
+        self.budget = budget or Budget()
+        self.tracer = tracer or Tracer()
+        self.usage = Usage()
+        self._child_counter: dict[Path, int] = {}
+
+    @property
+    def path(self) -> Path:
+        return current_path.get()
+
+    def emit(self, kind: str, **data: Any) -> None:
+        self.tracer.emit(kind, **data)
+
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        """One engine call, charged to the budget and traced under the current branch."""
+        per = self.budget.reserve(request.max_tokens, request.n)
+        if per < request.max_tokens:
+            request = request.model_copy(update={"max_tokens": per})
+        reserved = per * request.n
+        node = self.tracer.add_call()
+        self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens, temperature=request.temperature)
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout_at(self.budget.deadline):
+                completions = await self.engine.generate(request)
+        except TimeoutError:
+            self.budget.settle(reserved, 0)
+            self.budget.mark_timed_out()
+            self.tracer.set_status(node, "budget")
+            self.emit("call_end", node=node, status="budget")
+            raise BudgetExhausted("budget exhausted: seconds") from None
+        except asyncio.CancelledError:
+            self.budget.settle(reserved, 0)
+            self.tracer.set_status(node, "cancelled")
+            self.emit("call_end", node=node, status="cancelled", seconds=round(time.monotonic() - t0, 6))
+            raise
+        except BaseException as e:
+            self.budget.settle(reserved, 0)
+            self.tracer.set_status(node, "error", error=repr(e))
+            self.emit("call_end", node=node, status="error", error=repr(e))
+            raise
+        used = sum(c.completion_tokens for c in completions)
+        self.budget.settle(reserved, used)
+        call_usage = Usage(
+            prompt_tokens=sum(c.prompt_tokens for c in completions),
+            completion_tokens=used,
+            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
+            calls=1,
+        )
+        self.usage = self.usage + call_usage
+        seconds = round(time.monotonic() - t0, 6)
+        self.tracer.set_status(node, "done", tokens=used, seconds=seconds)
+        self.emit("call_end", node=node, status="ok", seconds=seconds, **call_usage.model_dump(exclude={"calls"}),
+                  finish=[c.finish_reason for c in completions])
+        return completions
+
+    def _next_child(self) -> Path:
+        parent = current_path.get()
+        i = self._child_counter.get(parent, 0)
+        self._child_counter[parent] = i + 1
+        return parent + (i,)
+
+    async def branches(
+        self,
+        factories: Sequence[Callable[[], Awaitable[T]]],
+        *,
+        label: str = "branches",
+        stop_when: StopRule | None = None,
+    ) -> list[BranchOutcome[T]]:
+        """Run each factory as a concurrent branch and return one outcome per branch, in input order."""
+        paths = [self._next_child() for _ in factories]
+        outcomes: list[BranchOutcome[T] | None] = [None] * len(factories)
+        tasks: list[asyncio.Task[None]] = []
+        cancel_reason: dict[int, str] = {}
+
+        def finish(outcome: BranchOutcome[T]) -> None:
+            outcomes[outcome.index] = outcome
+            if stop_when is None or all(o is not None for o in outcomes):
+                return
+            reason = stop_when(list(outcomes))
+            if reason:
+                self.emit("stop", reason=reason, pending=[i for i, o in enumerate(outcomes) if o is None])
+                for j, task in enumerate(tasks):
+                    if outcomes[j] is None and j not in cancel_reason:
+                        cancel_reason[j] = reason
+                        task.cancel()
+
+        async def run_branch(i: int, factory: Callable[[], Awaitable[T]]) -> None:
+            path = paths[i]
+            current_path.set(path)
+            node = self.tracer.add_branch(path, label)
+            self.emit("branch_start", label=label)
+            t0 = time.monotonic()
+            try:
+                value = await factory()
+            except asyncio.CancelledError:
+                if i not in cancel_reason:
+                    raise  # the parent is being cancelled: let the task group propagate it
+                outcome = BranchOutcome(i, path, "cancelled", error=cancel_reason[i])
+            except BudgetExhausted as e:
+                outcome = BranchOutcome(i, path, "budget", error=str(e))
+            except EngineUnavailable:
+                raise  # every sibling would fail the same way: end the run with a clear error
+            except Exception as e:
+                outcome = BranchOutcome(i, path, "error", error=f"{type(e).__name__}: {e}")
+                self.emit("branch_error", error=outcome.error, where=traceback.format_exc(limit=-1).strip()[-300:])
+            else:
+                outcome = BranchOutcome(i, path, "ok", value=value)
+            outcome = BranchOutcome(outcome.index, path, outcome.status, outcome.value, outcome.error,
+                                    round(time.monotonic() - t0, 6))
+            self.tracer.set_status(node, outcome.status, seconds=outcome.seconds)
+            self.emit("branch_end", status=outcome.status, error=outcome.error, seconds=outcome.seconds)
+            finish(outcome)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for i, factory in enumerate(factories):
+                    tasks.append(tg.create_task(run_branch(i, factory), name=path_id(paths[i])))
+        except BaseExceptionGroup as group:
+            # Only run-ending errors reach here (branch errors are outcomes); raise the first one plainly.
+            raise group.exceptions[0] from None
+        self.tracer.add_join(paths, label)
+        return [o for o in outcomes if o is not None]

@@ -1,0 +1,149 @@
+"""Batch evaluation: many problems through one strategy, results written line by line, resumable.
+
+A run folder holds config.json (what was asked), results.jsonl (one line per finished problem, flushed as it
+finishes), trace.jsonl (every problem's events and DAG) and summary.json. --resume reads the finished ids, drops a
+line cut short by a kill, and runs only the rest, so no problem is lost or counted twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from strategies import StrategySpec
+from tasks import Task
+from tts.budget import Budget, BudgetConfig
+from tts.context import Context
+from tts.engine import Engine
+from tts.errors import ConfigError, EngineUnavailable
+from tts.trace import Tracer
+from tts.types import Problem
+
+RESULTS, TRACE, SUMMARY, CONFIG = "results.jsonl", "trace.jsonl", "summary.json", "config.json"
+# Options that must match for --resume to continue a run rather than mix two different ones.
+IDENTITY = ("task", "data", "strategy", "strategy_config", "engine", "model", "seed")
+
+
+def read_finished(path: Path) -> dict[str, dict]:
+    """Finished lines by problem id; a trailing partial line (the process was killed mid-write) is cut off."""
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    keep = raw[: raw.rfind(b"\n") + 1]
+    if len(keep) != len(raw):
+        path.write_bytes(keep)
+    done = {}
+    for line in keep.decode().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            done[row["id"]] = row
+    return done
+
+
+async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any, problem: Problem,
+                    budget: BudgetConfig, trace_sink=None) -> tuple[dict, Tracer]:
+    tracer = Tracer(run=problem.id, sink=trace_sink)
+    ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task)
+    t0 = time.monotonic()
+    row: dict[str, Any] = {"id": problem.id, "gold": problem.gold}
+    try:
+        answer = await spec.run(ctx, problem, config)
+    except EngineUnavailable:
+        raise
+    except Exception as e:  # a strategy bug or bad problem: recorded on its line, the batch goes on
+        row.update(answer=None, correct=False, error=f"{type(e).__name__}: {e}")
+    else:
+        row.update(
+            answer=answer.answer, correct=task.grade(problem, answer.answer), votes=answer.votes,
+            stopped_early=answer.stopped_early, budget_exhausted=answer.budget_exhausted, note=answer.note,
+            samples=[{"index": s.index, "answer": s.answer, "tokens": s.completion_tokens, "status": s.status,
+                      **({"mean_logprob": s.mean_logprob} if s.mean_logprob is not None else {}),
+                      **({"text": s.text} if s.text else {})} for s in answer.samples],
+        )
+    row.update(usage=ctx.usage.model_dump(), seconds=round(time.monotonic() - t0, 4))
+    tracer.emit("dag", dag=tracer.dag_json())
+    return row, tracer
+
+
+def summarize(rows: list[dict], config: dict, wall_s: float) -> dict:
+    n = len(rows)
+    correct = sum(bool(r.get("correct")) for r in rows)
+    usage = {k: sum(r["usage"][k] for r in rows) for k in ("prompt_tokens", "completion_tokens",
+                                                           "cached_prompt_tokens", "calls")}
+    return {
+        "problems": n, "correct": correct, "accuracy": correct / n if n else 0.0,
+        "accuracy_ci95": wilson(correct, n), "errors": sum("error" in r for r in rows),
+        "stopped_early": sum(bool(r.get("stopped_early")) for r in rows),
+        "budget_exhausted": sum(bool(r.get("budget_exhausted")) for r in rows),
+        **usage, "wall_seconds": round(wall_s, 3), "config": config,
+    }
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    if n == 0:
+        return [0.0, 0.0]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def prepare_run_dir(run_dir: Path, config: dict, resume: bool) -> dict[str, dict]:
+    """Create or reopen a run folder; on resume, check it is the same run and return its finished lines."""
+    config_path = run_dir / CONFIG
+    if resume:
+        if not config_path.exists():
+            raise ConfigError(f"nothing to resume: {run_dir} has no {CONFIG}")
+        old = json.loads(config_path.read_text())
+        diff = [k for k in IDENTITY if old.get(k) != config.get(k)]
+        if diff:
+            raise ConfigError(f"--resume: {run_dir} was started with different {', '.join(diff)}")
+        return read_finished(run_dir / RESULTS)
+    if (run_dir / RESULTS).exists():
+        raise ConfigError(f"run folder {run_dir} already has results: pass --resume to continue it, or another --run-id")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(config, indent=2))
+    return {}
+
+
+async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_config: Any, problems: list[Problem],
+                   run_dir: Path, config: dict, *, resume: bool = False, concurrency: int = 8,
+                   budget: BudgetConfig | None = None, progress: bool = True) -> dict:
+    done = prepare_run_dir(run_dir, config, resume)
+    todo = [p for p in problems if p.id not in done]
+    rows = [done[p.id] for p in problems if p.id in done]
+    queue: asyncio.Queue[Problem] = asyncio.Queue()
+    for p in todo:
+        queue.put_nowait(p)
+    t0 = time.monotonic()
+    bar = tqdm(total=len(problems), initial=len(rows), desc=f"{spec.name}", unit="problem", disable=not progress)
+    with (run_dir / RESULTS).open("a", encoding="utf-8") as results, (run_dir / TRACE).open("a") as trace:
+        async def worker() -> None:
+            while not queue.empty():
+                problem = queue.get_nowait()
+                row, _ = await solve_one(engine, task, spec, strategy_config, problem, budget or BudgetConfig(),
+                                         trace)
+                results.write(json.dumps(row) + "\n")
+                results.flush()
+                trace.flush()
+                rows.append(row)
+                bar.update(1)
+                bar.set_postfix(acc=f"{sum(bool(r.get('correct')) for r in rows) / len(rows):.3f}")
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(max(1, min(concurrency, len(todo)))):
+                    tg.create_task(worker())
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
+        finally:
+            bar.close()
+    previous = json.loads((run_dir / SUMMARY).read_text())["wall_seconds"] if resume and (run_dir / SUMMARY).exists() else 0.0
+    summary = summarize(rows, config, previous + time.monotonic() - t0)
+    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary

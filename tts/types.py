@@ -1,0 +1,109 @@
+"""Typed, frozen values that cross the engine boundary and come out of a run."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(Frozen):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GenerateRequest(Frozen):
+    """One call to an engine: a raw prompt or chat messages, and how to sample `n` completions of it."""
+
+    prompt: str | None = None
+    messages: tuple[Message, ...] | None = None
+    n: int = Field(1, ge=1)
+    max_tokens: int = Field(512, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    # Number of top alternatives per token to return; 0 = only the sampled token's logprob, None = no logprobs.
+    logprobs: int | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "GenerateRequest":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("a GenerateRequest needs exactly one of prompt or messages")
+        return self
+
+    def prompt_text(self) -> str:
+        """The request's input flattened to text (for simulators, hashing and logs, not for chat templating)."""
+        if self.prompt is not None:
+            return self.prompt
+        return "\n".join(f"{m.role}: {m.content}" for m in self.messages or ())
+
+
+class TokenLogprob(Frozen):
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+class Completion(Frozen):
+    """One sampled continuation.
+
+    Prompt and cached-prompt tokens are what the engine reported for the request that produced this completion,
+    carried by the first completion of a request with n > 1 (zero on its siblings), so that sums are right.
+    """
+
+    text: str
+    completion_tokens: int
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    latency_s: float = 0.0
+
+
+class Usage(Frozen):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    calls: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            calls=self.calls + other.calls,
+        )
+
+
+class Problem(Frozen):
+    id: str
+    question: str
+    gold: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Sample(Frozen):
+    """A branch's completion as a strategy saw it, with the answer extracted from it."""
+
+    index: int
+    text: str
+    answer: str | None
+    completion_tokens: int
+    status: Literal["ok", "error", "cancelled", "budget"] = "ok"
+    error: str | None = None
+    mean_logprob: float | None = None
+
+
+class Answer(Frozen):
+    """What a strategy returns for one problem."""
+
+    answer: str | None
+    votes: dict[str, int] = Field(default_factory=dict)
+    samples: tuple[Sample, ...] = ()
+    stopped_early: bool = False
+    budget_exhausted: bool = False
+    note: str | None = None
