@@ -111,6 +111,8 @@ class Context:
     ) -> list[BranchOutcome[T]]:
         """Run each factory as a concurrent branch and return one outcome per branch, in input order."""
         paths = [self._next_child() for _ in factories]
+        for path in paths:
+            self.tracer.add_branch(path, label)
         outcomes: list[BranchOutcome[T] | None] = [None] * len(factories)
         tasks: list[asyncio.Task[None]] = []
         cancel_reason: dict[int, str] = {}
@@ -130,7 +132,7 @@ class Context:
         async def run_branch(i: int, factory: Callable[[], Awaitable[T]]) -> None:
             path = paths[i]
             current_path.set(path)
-            node = self.tracer.add_branch(path, label)
+            node = path_id(path)
             self.emit("branch_start", label=label)
             t0 = time.monotonic()
             try:
@@ -161,5 +163,9 @@ class Context:
         except BaseExceptionGroup as group:
             # Only run-ending errors reach here (branch errors are outcomes); raise the first one plainly.
             raise group.exceptions[0] from None
+        for i, path in enumerate(paths):
+            if outcomes[i] is None:  # cancelled before its first step ran
+                outcomes[i] = BranchOutcome(i, path, "cancelled", error=cancel_reason.get(i, "cancelled"))
+                self.tracer.set_status(path_id(path), "cancelled")
         self.tracer.add_join(paths, label)
         return [o for o in outcomes if o is not None]

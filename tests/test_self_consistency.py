@@ -1,0 +1,77 @@
+import pytest
+
+import strategies
+from engine_adapters.sim import SimConfig, SimulatedEngine
+from strategies.self_consistency import SCConfig, run
+from tts.aggregate import majority, vote_counts, vote_decided
+from tts.budget import Budget, BudgetConfig
+from tts.context import Context
+from tts.errors import ConfigError
+from tts.types import Sample
+
+
+def s(i, a, status="ok"):
+    return Sample(index=i, text="", answer=a, completion_tokens=1, status=status)
+
+
+def test_majority_tie_breaks_by_first_sample_index():
+    samples = [s(3, "7"), s(0, "5"), s(1, "7"), s(2, "5")]
+    assert majority(vote_counts(samples)) == "5"  # 2-2 tie; "5" was sample 0
+    assert majority(vote_counts(list(reversed(samples)))) == "5"  # completion order does not matter
+    assert majority({}) is None
+
+
+def test_vote_decided_only_when_leader_cannot_be_caught():
+    assert vote_decided({"5": 5}, pending=3)
+    assert not vote_decided({"5": 4}, pending=4)  # all 4 pending could go to one rival: a tie
+    assert not vote_decided({"5": 3, "6": 1}, pending=2)
+    assert vote_decided({"5": 4, "6": 1}, pending=2)
+    assert not vote_decided({}, pending=0)
+
+
+async def test_early_stop_cancels_remaining_samples(problems, gsm8k):
+    engine = SimulatedEngine.for_problems(problems, SimConfig(accuracy=1.0, latency_per_token_s=0.002))
+    ctx = Context(engine, task=gsm8k)
+    answer = await run(ctx, problems[0], SCConfig(n=8))
+    assert answer.answer == problems[0].gold
+    assert answer.stopped_early
+    ok = [x for x in answer.samples if x.status == "ok"]
+    assert len(ok) == 5 and answer.votes == {problems[0].gold: 5}  # 5 > 0 + 3 pending
+    assert engine.aborted + (8 - engine.started) == 3
+
+
+async def test_no_early_stop_when_the_vote_is_open(problems, gsm8k):
+    engine = SimulatedEngine.for_problems(problems, SimConfig(accuracy=0.5, wrong_answers=1, seed=3))
+    ctx = Context(engine, task=gsm8k)
+    answer = await run(ctx, problems[1], SCConfig(n=8))
+    # Check the rule against what ran: at every completion, the vote so far was not decided.
+    counts = sorted(answer.votes.values(), reverse=True)
+    ok = sum(counts)
+    if answer.stopped_early:
+        assert counts[0] > (counts[1] if len(counts) > 1 else 0) + (8 - ok)
+    else:
+        assert ok == 8
+
+
+async def test_batch_mode_sends_one_request_with_n(problems, gsm8k):
+    engine = SimulatedEngine.for_problems(problems, SimConfig(accuracy=0.6))
+    ctx = Context(engine, task=gsm8k)
+    answer = await run(ctx, problems[2], SCConfig(n=6, early_stop=False))
+    assert ctx.usage.calls == 1 and len(answer.samples) == 6 and engine.finished == 6
+    assert sum(answer.votes.values()) == 6
+
+
+async def test_budget_exhaustion_answers_with_what_it_has(problems, gsm8k):
+    engine = SimulatedEngine.for_problems(problems, SimConfig(accuracy=1.0, min_tokens=30, max_tokens=30))
+    ctx = Context(engine, task=gsm8k, budget=Budget(BudgetConfig(max_calls=3)))
+    answer = await run(ctx, problems[0], SCConfig(n=8, early_stop=False, batch=False))
+    assert answer.budget_exhausted and answer.answer == problems[0].gold
+    assert sum(answer.votes.values()) == 3 and "budget exhausted (calls)" in answer.note
+
+
+def test_registry_and_config_errors():
+    assert strategies.get("sc") is strategies.get("self-consistency")
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'; known: .*self-consistency"):
+        strategies.get("nope")
+    with pytest.raises(ConfigError, match="n"):
+        strategies.make_config(strategies.get("sc"), n=0)
