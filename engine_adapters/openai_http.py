@@ -72,7 +72,7 @@ class OpenAIEngine:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(self._attempts),
-                wait=wait_exponential_jitter(initial=self._backoff, max=20), reraise=True,
+                wait=wait_exponential_jitter(multiplier=self._backoff, max=20, jitter=self._backoff), reraise=True,
             ):
                 with attempt:
                     async with self._throttler or contextlib.nullcontext():

@@ -19,10 +19,16 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, llm, model: str) -> None:
+        from vllm.platforms import current_platform
+
         self.llm = llm
         self.model = model
         self.tokenizer = llm.get_tokenizer()
         self.aborted = 0
+        # vLLM 0.32's CPU build kills the engine ("CPU Generator does not use offset") when a seeded request is
+        # sampled while another is mid chunked-prefill: on the CPU, per-request seeds are dropped and sampling is
+        # reproducible only through the engine's own seed.
+        self.per_request_seeds = not current_platform.is_cpu()
 
     @classmethod
     def start(cls, model: str, *, max_model_len: int = 4096, kv_cache_gib: int = 2, enforce_eager: bool = True,
@@ -52,15 +58,19 @@ class VLLMEngine:
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         params = SamplingParams(n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
-                                top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed,
+                                top_p=request.top_p, stop=list(request.stop) or None,
+                                seed=request.seed if self.per_request_seeds else None,
                                 logprobs=request.logprobs, output_kind=RequestOutputKind.FINAL_ONLY)
         t0 = time.monotonic()
         final = None
         try:
             async for out in self.llm.generate(self.render(request), params, uuid.uuid4().hex):
                 final = out
+        except EngineDeadError as e:
+            raise EngineUnavailable(f"the vLLM engine died ({e}); see its log above for the cause") from None
         except BaseException:
             if final is None or not final.finished:
                 self.aborted += 1

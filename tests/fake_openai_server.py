@@ -1,0 +1,84 @@
+"""A small OpenAI-compatible HTTP server on 127.0.0.1 for adapter tests: scripted failures and an n it may ignore."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, *, ignore_n: bool = False, failures: list[int] | None = None, model: str = "fake-model",
+                 delay_s: float = 0.0) -> None:
+        self.ignore_n = ignore_n
+        self.failures = list(failures or [])  # status codes to answer with, in order, before succeeding
+        self.model = model
+        self.delay_s = delay_s
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path.endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model",
+                                                                  "created": 0, "owned_by": "test"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append(body)
+                    code = server.failures.pop(0) if server.failures else 200
+                if code != 200:
+                    self._send(code, {"error": {"message": f"scripted {code}", "type": "test"}})
+                    return
+                if server.delay_s:
+                    import time
+                    time.sleep(server.delay_s)
+                n = 1 if server.ignore_n else body.get("n", 1)
+                seed = body.get("seed") or 0
+                choices = []
+                for i in range(n):
+                    text = f"Reasoning for seed {seed} choice {i}. The answer is {seed + i}."
+                    choice = {"index": i, "finish_reason": "stop"}
+                    if self.path.endswith("/chat/completions"):
+                        choice["message"] = {"role": "assistant", "content": text}
+                        if body.get("logprobs"):
+                            choice["logprobs"] = {"content": [
+                                {"token": w, "logprob": -0.5, "bytes": None,
+                                 "top_logprobs": [{"token": w, "logprob": -0.5, "bytes": None}]}
+                                for w in text.split()]}
+                    else:
+                        choice["text"] = text
+                    choices.append(choice)
+                completion_tokens = sum(len(c.get("message", c).get("content", c.get("text", "")).split())
+                                        for c in choices)
+                self._send(200, {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": server.model, "choices": choices,
+                    "usage": {"prompt_tokens": 10, "completion_tokens": completion_tokens,
+                              "total_tokens": 10 + completion_tokens, "prompt_tokens_details": {"cached_tokens": 4}},
+                })
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeOpenAI":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

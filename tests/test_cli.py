@@ -1,0 +1,149 @@
+"""The CLI end to end on the simulator: results folder, resume after a kill, and clear errors for bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fake_openai_server import FakeOpenAI
+
+TTS = [sys.executable, "-m", "tts.cli"]
+
+
+def tts(*args, cwd, timeout=120):
+    return subprocess.run([*TTS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "problems.jsonl"
+    with path.open("w") as f:
+        for i in range(1, 31):
+            f.write(json.dumps({"question": f"Ann has {i} apples and buys {i} more. How many?",
+                                "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"}) + "\n")
+    return path
+
+
+def test_eval_writes_results_trace_and_summary(tmp_path):
+    r = tts("eval", "--engine", "sim", "-n", "4", "--limit", "6", "--run-id", "r", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "results" / "r"
+    assert "accuracy:" in r.stdout and str(Path("results") / "r") in r.stdout
+    lines = rows(run)
+    assert len(lines) == 6 and len({x["id"] for x in lines}) == 6
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["problems"] == 6 and summary["correct"] == sum(x["correct"] for x in lines)
+    assert summary["completion_tokens"] == sum(x["usage"]["completion_tokens"] for x in lines) > 0
+    assert summary["config"]["strategy_config"]["n"] == 4
+    kinds = {json.loads(line)["kind"] for line in (run / "trace.jsonl").read_text().splitlines()}
+    assert {"branch_start", "call_start", "call_end", "branch_end", "dag"} <= kinds
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, data):
+    args = ["eval", "--engine", "sim", "--data", str(data), "-n", "4", "--no-early-stop", "--concurrency", "2",
+            "--sim-latency", "0.004", "--no-progress"]
+    ref = tts(*args, "--run-id", "ref", cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    for attempt in range(2):  # killed twice, as a batch job on a shared machine may be
+        proc = subprocess.Popen([*TTS, *args, "--run-id", "killed", *(["--resume"] if attempt else [])],
+                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        results = tmp_path / "results" / "killed" / "results.jsonl"
+        deadline = time.monotonic() + 60
+        want = 5 + 10 * attempt
+        while time.monotonic() < deadline and (not results.exists() or
+                                               results.read_text().count("\n") < want):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert results.read_text().count("\n") < 30, "the run finished before it could be killed"
+    # Simulate a kill in the middle of a write: a partial last line must be dropped, not crash the resume.
+    with results.open("a") as f:
+        f.write('{"id": "data-')
+    done = tts(*args, "--run-id", "killed", "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    killed, full = rows(tmp_path / "results" / "killed"), rows(tmp_path / "results" / "ref")
+    assert sorted(x["id"] for x in killed) == sorted(x["id"] for x in full)
+    assert len(killed) == 30
+    strip = lambda rs: sorted((x["id"], x["answer"], x["correct"], x["votes"]) for x in rs)
+    assert strip(killed) == strip(full)
+    s1 = json.loads((tmp_path / "results" / "killed" / "summary.json").read_text())
+    s2 = json.loads((tmp_path / "results" / "ref" / "summary.json").read_text())
+    for key in ("problems", "correct", "accuracy", "completion_tokens", "calls"):
+        assert s1[key] == s2[key], key
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    assert tts("eval", "--engine", "sim", "--limit", "2", "--run-id", "r", "--no-progress", cwd=tmp_path).returncode == 0
+    r = tts("eval", "--engine", "sim", "--limit", "2", "--run-id", "r", "-n", "3", "--resume", "--no-progress",
+            cwd=tmp_path)
+    assert r.returncode == 1 and "started with different strategy_config" in r.stderr
+    r = tts("eval", "--engine", "sim", "--limit", "2", "--run-id", "r", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 1 and "pass --resume" in r.stderr
+
+
+def one_error_line(r):
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 1, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+def test_missing_data_file(tmp_path):
+    line = one_error_line(tts("eval", "--engine", "sim", "--data", "nope.jsonl", cwd=tmp_path))
+    assert "data file not found: nope.jsonl" in line
+
+
+def test_malformed_data_file(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "no answer"}\n')
+    assert "bad.jsonl:2: missing or non-text field 'answer'" in one_error_line(
+        tts("eval", "--engine", "sim", "--data", str(bad), cwd=tmp_path))
+    bad.write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
+    assert "bad.jsonl:2: not valid JSON" in one_error_line(tts("eval", "--engine", "sim", "--data", str(bad),
+                                                                cwd=tmp_path))
+
+
+def test_unknown_strategy_engine_and_task(tmp_path):
+    assert "unknown strategy 'magic'" in one_error_line(tts("eval", "--engine", "sim", "--strategy", "magic",
+                                                            cwd=tmp_path))
+    assert "unknown engine 'gpt9'" in one_error_line(tts("eval", "--engine", "gpt9", cwd=tmp_path))
+    assert "unknown task 'chess'" in one_error_line(tts("eval", "--engine", "sim", "--task", "chess", cwd=tmp_path))
+
+
+def test_engine_down(tmp_path):
+    line = one_error_line(tts("eval", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                              cwd=tmp_path))
+    assert "engine at http://127.0.0.1:9/v1 is not reachable" in line
+
+
+def test_engine_dying_mid_run_keeps_finished_results(tmp_path):
+    """The server answers 4 problems' requests, then goes away: the 4 stay, the run ends with one clear line."""
+    with FakeOpenAI(failures=[]) as server:
+        args = ["eval", "--engine", "openai", "--base-url", server.url, "--model", "fake-model", "-n", "2",
+                "--concurrency", "1", "--run-id", "r", "--no-progress", "--no-early-stop"]
+        proc = subprocess.Popen([*TTS, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        results = tmp_path / "results" / "r" / "results.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not results.exists() or results.read_text().count("\n") < 4):
+            time.sleep(0.005)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert [line for line in err.splitlines() if line.strip()][-1].startswith("error: engine at")
+    kept = rows(tmp_path / "results" / "r")
+    assert 4 <= len(kept) < 20 and all("error" not in x for x in kept)
+
+
+def test_solve_prints_answer_votes_and_tokens(tmp_path):
+    r = tts("solve", "What is 2 plus 2?", "--engine", "sim", "-n", "5", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("answer: ") and "votes: {" in r.stdout and "generated" in r.stdout
