@@ -49,6 +49,9 @@ class VLLMEngine:
             raise EngineUnavailable(f"vLLM could not start model {model}: {type(e).__name__}: {e}") from None
         return cls(llm, model)
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
     def render(self, request: GenerateRequest) -> str:
         if request.prompt is not None:
             return request.prompt

@@ -1,14 +1,19 @@
-"""Self-consistency: N samples in parallel, answer extraction, majority vote, early stop once the vote is decided."""
+"""Self-consistency: N samples in parallel, answer extraction, a vote, and early stop once the vote is settled."""
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 from pydantic import Field
 
 from strategies import StrategySpec, register
-from tts.aggregate import majority, vote_counts, vote_decided
+from tts import stopping
+from tts.aggregate import vote_counts
 from tts.context import BranchOutcome, Context
 from tts.types import Answer, Completion, Frozen, GenerateRequest, Problem, Sample
+from tts.voting import semantic_entropy, trace_stats, vote
+
+VoteRule = Literal["majority", "logprob", "deepconf", "entropy", "shortest"]
 
 
 class SCConfig(Frozen):
@@ -18,18 +23,25 @@ class SCConfig(Frozen):
     max_tokens: int = Field(512, ge=1)
     seed: int = 0
     early_stop: bool = True
+    stop_rule: Literal["decided", "lead", "beta", "dirichlet"] = "decided"
+    stop_params: dict[str, float] = Field(default_factory=dict)
+    vote: VoteRule = "majority"
+    # None: logprobs only when the vote rule needs them (5 alternatives per token for deepconf / entropy).
     logprobs: int | None = Field(None, ge=0)
     # With early stop off, one request with n lets an engine batch the samples; early stop needs one request per
     # sample so that each can be cancelled on its own.
     batch: bool = True
 
+    def wanted_logprobs(self) -> int | None:
+        if self.logprobs is not None:
+            return self.logprobs
+        return {"logprob": 0, "deepconf": 5, "entropy": 5}.get(self.vote)
+
 
 def to_sample(ctx: Context, index: int, completion: Completion) -> Sample:
-    mean_lp = None
-    if completion.logprobs:
-        mean_lp = sum(t.logprob for t in completion.logprobs) / len(completion.logprobs)
+    stats = trace_stats(completion.logprobs) if completion.logprobs else None
     return Sample(index=index, text=completion.text, answer=ctx.task.extract(completion.text),
-                  completion_tokens=completion.completion_tokens, mean_logprob=mean_lp)
+                  completion_tokens=completion.completion_tokens, stats=stats)
 
 
 def outcome_sample(o: BranchOutcome[Sample]) -> Sample:
@@ -38,16 +50,28 @@ def outcome_sample(o: BranchOutcome[Sample]) -> Sample:
     return Sample(index=o.index, text="", answer=None, completion_tokens=0, status=o.status, error=o.error)
 
 
-def _decided(outcomes: list[BranchOutcome[Sample] | None]) -> str | None:
-    done = [o.value for o in outcomes if o is not None and o.status == "ok" and o.value is not None]
-    pending = sum(o is None for o in outcomes)
-    return "vote decided" if vote_decided(vote_counts(done), pending) else None
+def canonical(ctx: Context, samples: list[Sample]) -> list[Sample]:
+    """Samples whose answers are replaced by their equivalence class's representative (the task decides)."""
+    answers = ctx.task.canonicalize([s.answer for s in samples])
+    return [s if s.answer == a else s.model_copy(update={"answer": a}) for s, a in zip(samples, answers)]
 
 
-async def run(ctx: Context, problem: Problem, config: SCConfig) -> Answer:
+def stop_rule(ctx: Context, config: SCConfig):
+    criterion = stopping.make(config.stop_rule, **config.stop_params)
+
+    def rule(outcomes: list[BranchOutcome[Sample] | None]) -> str | None:
+        done = canonical(ctx, [o.value for o in outcomes if o is not None and o.status == "ok" and o.value])
+        pending = sum(o is None for o in outcomes)
+        return f"vote settled ({config.stop_rule})" if criterion(vote_counts(done), pending) else None
+
+    return rule
+
+
+async def sample(ctx: Context, problem: Problem, config: SCConfig) -> tuple[list[Sample], bool]:
+    """Draw the samples (the part other strategies reuse); returns them and whether early stop cut them short."""
     base = GenerateRequest(
         messages=ctx.task.messages(problem), max_tokens=config.max_tokens, temperature=config.temperature,
-        top_p=config.top_p, seed=config.seed, logprobs=config.logprobs,
+        top_p=config.top_p, seed=config.seed, logprobs=config.wanted_logprobs(),
     )
     if config.n > 1 and config.batch and not config.early_stop:
         async def batch() -> list[Sample]:
@@ -55,23 +79,20 @@ async def run(ctx: Context, problem: Problem, config: SCConfig) -> Answer:
             return [to_sample(ctx, i, c) for i, c in enumerate(completions)]
 
         [outcome] = await ctx.branches([batch], label="batch")
-        samples = outcome.value if outcome.status == "ok" and outcome.value else []
-        failed = [] if samples else [outcome_sample(outcome)]
-        return _answer(ctx, samples + failed, stopped_early=False)
+        return (outcome.value if outcome.status == "ok" and outcome.value else [outcome_sample(outcome)]), False
 
     async def one(i: int) -> Sample:
         [completion] = await ctx.generate(base.model_copy(update={"seed": config.seed + i}))
         return to_sample(ctx, i, completion)
 
-    outcomes = await ctx.branches(
-        [partial(one, i) for i in range(config.n)], label="sample",
-        stop_when=_decided if config.early_stop else None,
-    )
-    stopped = any(o.status == "cancelled" for o in outcomes)
-    return _answer(ctx, [outcome_sample(o) for o in outcomes], stopped_early=stopped)
+    outcomes = await ctx.branches([partial(one, i) for i in range(config.n)], label="sample",
+                                  stop_when=stop_rule(ctx, config) if config.early_stop else None)
+    return [outcome_sample(o) for o in outcomes], any(o.status == "cancelled" for o in outcomes)
 
 
-def _answer(ctx: Context, samples: list[Sample], stopped_early: bool) -> Answer:
+def answer_from(ctx: Context, samples: list[Sample], rule: str, stopped_early: bool = False, **meta) -> Answer:
+    samples = canonical(ctx, samples)
+    chosen, _ = vote(samples, rule)
     votes = vote_counts(samples)
     exhausted = any(s.status == "budget" for s in samples)
     errors = [s.error for s in samples if s.status == "error"]
@@ -80,8 +101,15 @@ def _answer(ctx: Context, samples: list[Sample], stopped_early: bool) -> Answer:
         notes.append(f"budget exhausted ({ctx.budget.exhausted_reason}): answered from {sum(votes.values())} votes")
     if errors:
         notes.append(f"{len(errors)} sample(s) failed: {errors[0]}")
-    return Answer(answer=majority(votes), votes=votes, samples=tuple(samples), stopped_early=stopped_early,
-                  budget_exhausted=exhausted, note="; ".join(notes) or None)
+    ok = [s.answer for s in samples if s.status == "ok"]
+    return Answer(answer=chosen, votes=votes, samples=tuple(samples), stopped_early=stopped_early,
+                  budget_exhausted=exhausted, semantic_entropy=round(semantic_entropy(ok), 4) if ok else None,
+                  note="; ".join(notes) or None, meta=meta)
+
+
+async def run(ctx: Context, problem: Problem, config: SCConfig) -> Answer:
+    samples, stopped = await sample(ctx, problem, config)
+    return answer_from(ctx, samples, config.vote, stopped_early=stopped)
 
 
 register(StrategySpec("self-consistency", run, SCConfig, aliases=("sc",)))

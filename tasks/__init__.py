@@ -17,6 +17,8 @@ class Task:
     prompt: str
     extract: Callable[[str], str | None]
     grade: Callable[[Problem, str | None], bool]
+    # Maps answers to one representative per equivalence class before a vote (identity where extraction is canonical).
+    canonicalize: Callable[[list[str | None]], list[str | None]] = list
 
     def messages(self, problem: Problem) -> tuple[Message, ...]:
         return (Message(role="user", content=self.prompt.format(question=problem.question)),)

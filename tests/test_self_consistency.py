@@ -67,6 +67,7 @@ async def test_budget_exhaustion_answers_with_what_it_has(problems, gsm8k):
     answer = await run(ctx, problems[0], SCConfig(n=8, early_stop=False, batch=False))
     assert answer.budget_exhausted and answer.answer == problems[0].gold
     assert sum(answer.votes.values()) == 3 and "budget exhausted (calls)" in answer.note
+    assert answer.semantic_entropy == 0.0
 
 
 def test_registry_and_config_errors():

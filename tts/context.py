@@ -46,6 +46,11 @@ class Context:
         self.usage = Usage()
         self._child_counter: dict[Path, int] = {}
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` by the engine's tokenizer, or a conservative estimate (1 per 3 characters) without one."""
+        counter = getattr(self.engine, "count_tokens", None)
+        return counter(text) if counter else len(text) // 3 + 1
+
     @property
     def path(self) -> Path:
         return current_path.get()
@@ -88,11 +93,12 @@ class Context:
             completion_tokens=used,
             cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
             calls=1,
+            max_prompt_tokens=max((c.prompt_tokens for c in completions), default=0),
         )
         self.usage = self.usage + call_usage
         seconds = round(time.monotonic() - t0, 6)
         self.tracer.set_status(node, "done", tokens=used, seconds=seconds)
-        self.emit("call_end", node=node, status="ok", seconds=seconds, **call_usage.model_dump(exclude={"calls"}),
+        self.emit("call_end", node=node, status="ok", seconds=seconds, **call_usage.model_dump(exclude={"calls", "max_prompt_tokens"}),
                   finish=[c.finish_reason for c in completions])
         return completions
 

@@ -61,8 +61,9 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
         row.update(
             answer=answer.answer, correct=task.grade(problem, answer.answer), votes=answer.votes,
             stopped_early=answer.stopped_early, budget_exhausted=answer.budget_exhausted, note=answer.note,
+            semantic_entropy=answer.semantic_entropy, meta=answer.meta,
             samples=[{"index": s.index, "answer": s.answer, "tokens": s.completion_tokens, "status": s.status,
-                      **({"mean_logprob": s.mean_logprob} if s.mean_logprob is not None else {}),
+                      **({"stats": s.stats.model_dump()} if s.stats is not None else {}),
                       **({"text": s.text} if s.text else {})} for s in answer.samples],
         )
     row.update(usage=ctx.usage.model_dump(), seconds=round(time.monotonic() - t0, 4))
@@ -75,6 +76,7 @@ def summarize(rows: list[dict], config: dict, wall_s: float) -> dict:
     correct = sum(bool(r.get("correct")) for r in rows)
     usage = {k: sum(r["usage"][k] for r in rows) for k in ("prompt_tokens", "completion_tokens",
                                                            "cached_prompt_tokens", "calls")}
+    usage["max_prompt_tokens"] = max((r["usage"].get("max_prompt_tokens", 0) for r in rows), default=0)
     return {
         "problems": n, "correct": correct, "accuracy": correct / n if n else 0.0,
         "accuracy_ci95": wilson(correct, n), "errors": sum("error" in r for r in rows),

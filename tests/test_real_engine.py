@@ -1,0 +1,126 @@
+"""Real-engine tier: vLLM's CPU build with SmolLM2-135M, in-process and behind vLLM's own OpenAI server.
+
+Skipped when vLLM or the model is missing, unless TTS_REQUIRE_REAL_ENGINE=1 (CI sets it), where that is a failure.
+"""
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tts.context import Context
+from tts.types import GenerateRequest, Message
+
+pytestmark = pytest.mark.real_engine
+MODEL = "smollm2-135m"
+PREFIX = ("You are a patient math tutor. Explain each step of your reasoning in plain words, check the arithmetic "
+          "twice, and finish with the final answer as a number. ") * 12
+
+
+def model_dir() -> str:
+    try:
+        import vllm  # noqa: F401
+        from tts.models import is_ready, model_dir as path
+    except ImportError as e:
+        reason = f"vLLM not installed: {e}"
+    else:
+        if is_ready(MODEL):
+            return str(path(MODEL))
+        reason = f"{MODEL} not set up (tts setup-model {MODEL})"
+    if os.environ.get("TTS_REQUIRE_REAL_ENGINE") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def chat(text: str, **kw) -> GenerateRequest:
+    return GenerateRequest(messages=(Message(role="user", content=text),), **kw)
+
+
+async def test_vllm_adapter_in_process(gsm8k):
+    from engine_adapters.vllm_engine import VLLMEngine
+    from strategies.self_consistency import SCConfig, run
+    from tts.types import Problem
+
+    engine = VLLMEngine.start(model_dir(), max_model_len=2048)
+    try:
+        [c] = await engine.generate(chat("What is 2 + 3?", max_tokens=24))
+        assert c.text.strip() and 0 < c.completion_tokens <= 24 and c.prompt_tokens > 5
+        assert c.finish_reason in ("stop", "length")
+
+        # Requests sharing a long prefix: after one warms the cache, the others read whole blocks from it.
+        await engine.generate(chat(PREFIX + "Question 0: what is 1 + 1?", max_tokens=4))
+        shared = await asyncio.gather(*(engine.generate(chat(PREFIX + f"Question {i}: what is {i} + {i}?",
+                                                             max_tokens=4, temperature=0.7)) for i in range(1, 5)))
+        cached = [r[0].cached_prompt_tokens for r in shared]
+        prompts = [r[0].prompt_tokens for r in shared]
+        assert all(p > 256 for p in prompts)
+        assert all(c_ >= 128 for c_ in cached), f"no prefix-cache hits: cached={cached} of prompts={prompts}"
+
+        # Logprobs come back per token, with alternatives.
+        [lp] = await engine.generate(chat("Say hi.", max_tokens=5, logprobs=2))
+        assert lp.logprobs and len(lp.logprobs) == lp.completion_tokens and lp.logprobs[0].top
+
+        # Cancelling the awaiting task aborts the request inside the engine; the engine keeps serving.
+        task = asyncio.create_task(engine.generate(chat("Count from 1 to 500.", max_tokens=1000)))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert engine.aborted == 1
+        assert engine.llm.get_num_unfinished_requests() == 0
+
+        # Self-consistency end to end through the context.
+        ctx = Context(engine, task=gsm8k)
+        answer = await run(ctx, Problem(id="t", question="What is 3 plus 4?", gold="7"),
+                           SCConfig(n=4, max_tokens=48))
+        assert len(answer.samples) == 4 and ctx.usage.calls >= 1
+        assert ctx.usage.completion_tokens == sum(s.completion_tokens for s in answer.samples)
+    finally:
+        await engine.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_openai_adapter_against_vllm_server(tmp_path):
+    from engine_adapters.openai_http import OpenAIEngine
+
+    path, port = model_dir(), _free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", path, "--served-model-name", MODEL,
+         "--host", "127.0.0.1", "--port", str(port), "--enable-prefix-caching", "--enforce-eager",
+         "--max-model-len", "2048", "--enable-prompt-tokens-details"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 400
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "vLLM server did not start"
+                await asyncio.sleep(2)
+        engine = OpenAIEngine(url, MODEL)
+        await engine.check()
+        out = await engine.generate(chat("What is 2 + 3?", max_tokens=16, n=2, temperature=0.8))
+        assert len(out) == 2 and engine.n_supported is True and all(c.text for c in out)
+        await engine.generate(chat(PREFIX + "Question 0: what is 1 + 1?", max_tokens=4))
+        [c] = await engine.generate(chat(PREFIX + "Question 1: what is 2 + 2?", max_tokens=4))
+        assert c.prompt_tokens > 256 and c.cached_prompt_tokens >= 128
+        await engine.aclose()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
