@@ -10,6 +10,7 @@ import asyncio
 import json
 import math
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
         raise
     except Exception as e:  # a strategy bug or bad problem: recorded on its line, the batch goes on
         row.update(answer=None, correct=False, error=f"{type(e).__name__}: {e}")
+        tracer.emit("problem_error", error=row["error"], traceback=traceback.format_exc(limit=-4))
     else:
         row.update(
             answer=answer.answer, correct=task.grade(problem, answer.answer), votes=answer.votes,
