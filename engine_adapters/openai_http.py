@@ -91,6 +91,8 @@ class OpenAIEngine:
                       top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed)
         if request.messages is not None:
             extra = {} if request.logprobs is None else {"logprobs": True, "top_logprobs": request.logprobs}
+            if request.continue_final:  # vLLM's and SGLang's servers take these chat-template switches
+                extra["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             resp = await self.client.chat.completions.create(
                 messages=[m.model_dump() for m in request.messages], **common, **extra)
             texts = [(c.message.content or "", c.finish_reason, _chat_logprobs(c.logprobs)) for c in resp.choices]

@@ -56,7 +56,8 @@ class VLLMEngine:
         if request.prompt is not None:
             return request.prompt
         return self.tokenizer.apply_chat_template(
-            [m.model_dump() for m in request.messages or ()], tokenize=False, add_generation_prompt=True)
+            [m.model_dump() for m in request.messages or ()], tokenize=False,
+            add_generation_prompt=not request.continue_final, continue_final_message=request.continue_final)
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         from vllm import SamplingParams

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tasks import gsm8k, math as math_task
+from tasks import countdown, gsm8k, math as math_task
 from tts.errors import ConfigError
 from tts.types import Message, Problem
 
@@ -29,6 +29,8 @@ _TASKS = {
     # LaTeX answers (MATH, AIME/AMC, Minerva, Gaokao; SVAMP too), compared with math-verify
     # SVAMP (or any shape tasks.math reads) with numeric answers, prompted and graded like GSM8K
     "svamp": Task("svamp", math_task.load, gsm8k.PROMPT, gsm8k.extract, gsm8k.grade),
+    # Countdown: generated, always-solvable instances; the verifier checks the expression exactly (no eval)
+    "countdown": Task("countdown", countdown.load, "{question}", countdown.extract, countdown.grade),
     "math": Task("math", math_task.load, math_task.PROMPT, math_task.extract, math_task.grade,
                  math_task.canonicalize),
 }

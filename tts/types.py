@@ -28,6 +28,8 @@ class GenerateRequest(Frozen):
     seed: int | None = None
     # Number of top alternatives per token to return; 0 = only the sampled token's logprob, None = no logprobs.
     logprobs: int | None = None
+    # The last message is an assistant message to be continued, not answered (APR resumes a parent this way).
+    continue_final: bool = False
 
     @model_validator(mode="after")
     def _one_input(self) -> "GenerateRequest":
