@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, Literal, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
+from tts.branches import BranchGroup, BranchOutcome, StopRule
 from tts.budget import Budget
 from tts.engine import Engine
-from tts.errors import BudgetExhausted, EngineUnavailable
-from tts.trace import Path, Tracer, current_path, path_id
+from tts.errors import BudgetExhausted
+from tts.trace import Path, Tracer, current_path
 from tts.types import Completion, GenerateRequest, Usage
 
 T = TypeVar("T")
-Status = Literal["ok", "error", "cancelled", "budget"]
-
-
-@dataclass(frozen=True)
-class BranchOutcome(Generic[T]):
-    index: int
-    path: Path
-    status: Status
-    value: T | None = None
-    error: str | None = None
-    seconds: float = 0.0
-
-
-StopRule = Callable[[list["BranchOutcome[Any] | None"]], "str | None"]
+__all__ = ["Context", "BranchOutcome", "BranchGroup"]
 
 
 class Context:
@@ -108,6 +94,10 @@ class Context:
         self._child_counter[parent] = i + 1
         return parent + (i,)
 
+    def group(self, label: str = "branches", stop_when: StopRule | None = None) -> BranchGroup:
+        """A group to add branches to while it runs: `async with ctx.group() as g: g.spawn(factory)`."""
+        return BranchGroup(self, label, stop_when)
+
     async def branches(
         self,
         factories: Sequence[Callable[[], Awaitable[T]]],
@@ -116,62 +106,7 @@ class Context:
         stop_when: StopRule | None = None,
     ) -> list[BranchOutcome[T]]:
         """Run each factory as a concurrent branch and return one outcome per branch, in input order."""
-        paths = [self._next_child() for _ in factories]
-        for path in paths:
-            self.tracer.add_branch(path, label)
-        outcomes: list[BranchOutcome[T] | None] = [None] * len(factories)
-        tasks: list[asyncio.Task[None]] = []
-        cancel_reason: dict[int, str] = {}
-
-        def finish(outcome: BranchOutcome[T]) -> None:
-            outcomes[outcome.index] = outcome
-            if stop_when is None or all(o is not None for o in outcomes):
-                return
-            reason = stop_when(list(outcomes))
-            if reason:
-                self.emit("stop", reason=reason, pending=[i for i, o in enumerate(outcomes) if o is None])
-                for j, task in enumerate(tasks):
-                    if outcomes[j] is None and j not in cancel_reason:
-                        cancel_reason[j] = reason
-                        task.cancel()
-
-        async def run_branch(i: int, factory: Callable[[], Awaitable[T]]) -> None:
-            path = paths[i]
-            current_path.set(path)
-            node = path_id(path)
-            self.emit("branch_start", label=label)
-            t0 = time.monotonic()
-            try:
-                value = await factory()
-            except asyncio.CancelledError:
-                if i not in cancel_reason:
-                    raise  # the parent is being cancelled: let the task group propagate it
-                outcome = BranchOutcome(i, path, "cancelled", error=cancel_reason[i])
-            except BudgetExhausted as e:
-                outcome = BranchOutcome(i, path, "budget", error=str(e))
-            except EngineUnavailable:
-                raise  # every sibling would fail the same way: end the run with a clear error
-            except Exception as e:
-                outcome = BranchOutcome(i, path, "error", error=f"{type(e).__name__}: {e}")
-                self.emit("branch_error", error=outcome.error, where=traceback.format_exc(limit=-1).strip()[-300:])
-            else:
-                outcome = BranchOutcome(i, path, "ok", value=value)
-            outcome = BranchOutcome(outcome.index, path, outcome.status, outcome.value, outcome.error,
-                                    round(time.monotonic() - t0, 6))
-            self.tracer.set_status(node, outcome.status, seconds=outcome.seconds)
-            self.emit("branch_end", status=outcome.status, error=outcome.error, seconds=outcome.seconds)
-            finish(outcome)
-
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for i, factory in enumerate(factories):
-                    tasks.append(tg.create_task(run_branch(i, factory), name=path_id(paths[i])))
-        except BaseExceptionGroup as group:
-            # Only run-ending errors reach here (branch errors are outcomes); raise the first one plainly.
-            raise group.exceptions[0] from None
-        for i, path in enumerate(paths):
-            if outcomes[i] is None:  # cancelled before its first step ran
-                outcomes[i] = BranchOutcome(i, path, "cancelled", error=cancel_reason.get(i, "cancelled"))
-                self.tracer.set_status(path_id(path), "cancelled")
-        self.tracer.add_join(paths, label)
-        return [o for o in outcomes if o is not None]
+        async with self.group(label, stop_when) as g:
+            for factory in factories:
+                g.spawn(factory)
+        return [o for o in g.outcomes() if o is not None]

@@ -1,0 +1,133 @@
+"""A group of concurrent branches on one asyncio.TaskGroup, with a cancel path per branch.
+
+Branches can be added while the group runs (a streaming planner adds tasks as it parses them), awaited one by one
+(a task waits for its dependencies), cancelled one by one (a pruner) or all at once by a stop rule (early stop).
+A branch's error, cancellation or budget refusal is its outcome and never reaches its siblings; only errors that
+end the run (an engine that is down) leave the group, as themselves rather than as an ExceptionGroup.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Literal, TypeVar
+
+from tts.errors import BudgetExhausted, EngineUnavailable
+from tts.trace import Path, current_path, path_id
+
+if TYPE_CHECKING:
+    from tts.context import Context
+
+T = TypeVar("T")
+Status = Literal["ok", "error", "cancelled", "budget"]
+
+
+@dataclass(frozen=True)
+class BranchOutcome(Generic[T]):
+    index: int
+    path: Path
+    status: Status
+    value: T | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+StopRule = Callable[[list["BranchOutcome[Any] | None"]], "str | None"]
+
+
+class BranchGroup(Generic[T]):
+    def __init__(self, ctx: "Context", label: str, stop_when: StopRule | None = None) -> None:
+        self.ctx, self.label, self.stop_when = ctx, label, stop_when
+        self.paths: list[Path] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._results: list[asyncio.Future[BranchOutcome[T]]] = []
+        self._cancel_reason: dict[int, str] = {}
+        self._tg = asyncio.TaskGroup()
+
+    async def __aenter__(self) -> "BranchGroup[T]":
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        try:
+            await self._tg.__aexit__(*exc)
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None  # branch errors are outcomes: only run-ending errors get here
+        self.ctx.tracer.add_join(self.paths, self.label)
+
+    def spawn(self, factory: Callable[[], Awaitable[T]]) -> int:
+        """Start a branch; returns its index in the group."""
+        i = len(self._tasks)
+        path = self.ctx._next_child()
+        self.paths.append(path)
+        self.ctx.tracer.add_branch(path, self.label)
+        future: asyncio.Future[BranchOutcome[T]] = asyncio.get_running_loop().create_future()
+        self._results.append(future)
+        task = self._tg.create_task(self._run(i, path, factory), name=path_id(path))
+        task.add_done_callback(lambda _t, i=i: self._cancelled_before_start(i))
+        self._tasks.append(task)
+        return i
+
+    async def wait(self, index: int) -> BranchOutcome[T]:
+        return await asyncio.shield(self._results[index])
+
+    def outcome(self, index: int) -> BranchOutcome[T] | None:
+        f = self._results[index]
+        return f.result() if f.done() else None
+
+    def outcomes(self) -> list[BranchOutcome[T] | None]:
+        return [self.outcome(i) for i in range(len(self._results))]
+
+    def pending(self) -> list[int]:
+        return [i for i, f in enumerate(self._results) if not f.done()]
+
+    def cancel(self, index: int, reason: str) -> bool:
+        """Cancel one branch (and so its engine requests); False if it had already finished."""
+        if self._results[index].done() or index in self._cancel_reason:
+            return False
+        self._cancel_reason[index] = reason
+        self._tasks[index].cancel()
+        return True
+
+    def _finish(self, outcome: BranchOutcome[T]) -> None:
+        if self._results[outcome.index].done():
+            return
+        self._results[outcome.index].set_result(outcome)
+        self.ctx.tracer.set_status(path_id(outcome.path), outcome.status, seconds=outcome.seconds)
+        if self.stop_when is None or not self.pending():
+            return
+        reason = self.stop_when(self.outcomes())
+        if reason:
+            self.ctx.emit("stop", reason=reason, pending=self.pending())
+            for j in self.pending():
+                self.cancel(j, reason)
+
+    def _cancelled_before_start(self, i: int) -> None:
+        if not self._results[i].done():  # the task never ran its body, or was cancelled by the group's parent
+            self._finish(BranchOutcome(i, self.paths[i], "cancelled", error=self._cancel_reason.get(i, "cancelled")))
+
+    async def _run(self, i: int, path: Path, factory: Callable[[], Awaitable[T]]) -> None:
+        current_path.set(path)
+        emit = self.ctx.emit
+        emit("branch_start", label=self.label)
+        t0 = time.monotonic()
+        try:
+            value = await factory()
+        except asyncio.CancelledError:
+            if i not in self._cancel_reason:
+                raise  # the parent is being cancelled: let the task group propagate it
+            outcome = BranchOutcome(i, path, "cancelled", error=self._cancel_reason[i])
+        except BudgetExhausted as e:
+            outcome = BranchOutcome(i, path, "budget", error=str(e))
+        except EngineUnavailable:
+            raise  # every sibling would fail the same way: end the run with a clear error
+        except Exception as e:
+            outcome = BranchOutcome(i, path, "error", error=f"{type(e).__name__}: {e}")
+            emit("branch_error", error=outcome.error, where=traceback.format_exc(limit=-1).strip()[-300:])
+        else:
+            outcome = BranchOutcome(i, path, "ok", value=value)
+        seconds = round(time.monotonic() - t0, 6)
+        outcome = BranchOutcome(i, path, outcome.status, outcome.value, outcome.error, seconds)
+        emit("branch_end", status=outcome.status, error=outcome.error, seconds=seconds)
+        self._finish(outcome)
