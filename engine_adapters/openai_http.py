@@ -17,7 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from tts.engine import gather_owned
 from tts.errors import EngineUnavailable
-from tts.types import Completion, GenerateRequest, TokenLogprob
+from tts.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 
@@ -115,6 +115,44 @@ class OpenAIEngine:
             out.append(Completion(text=text, completion_tokens=tokens, prompt_tokens=prompt_tokens if i == 0 else 0,
                                   cached_prompt_tokens=cached if i == 0 else 0, finish_reason=finish, logprobs=lps, latency_s=latency))
         return out
+
+    async def stream(self, request: GenerateRequest):
+        """One completion streamed (stream=True); closing this iterator closes the HTTP response, which the server
+        turns into an abort. Retries happen only before the first chunk arrives."""
+        t0 = time.monotonic()
+        common = dict(model=self.model, max_tokens=request.max_tokens, temperature=request.temperature,
+                      top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed, stream=True,
+                      stream_options={"include_usage": True})
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential_jitter(multiplier=self._backoff, max=20, jitter=self._backoff), reraise=True,
+        ):
+            with attempt:
+                if request.messages is not None:
+                    extra = {"extra_body": {"continue_final_message": True, "add_generation_prompt": False}} \
+                        if request.continue_final else {}
+                    response = await self.client.chat.completions.create(
+                        messages=[m.model_dump() for m in request.messages], **common, **extra)
+                else:
+                    response = await self.client.completions.create(prompt=request.prompt, **common)
+        text, tokens, finish, usage = "", 0, None, None
+        async with contextlib.aclosing(response) as events:
+            async for event in events:
+                if event.usage:
+                    usage = event.usage
+                for choice in event.choices:
+                    delta = choice.delta.content if hasattr(choice, "delta") else choice.text
+                    finish = choice.finish_reason or finish
+                    if delta:
+                        text += delta
+                        tokens += 1  # one content event is about one token; the usage event corrects the count
+                        yield Chunk(text=delta, completion_tokens=tokens)
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        final = Completion(text=text, completion_tokens=usage.completion_tokens if usage else tokens,
+                           prompt_tokens=usage.prompt_tokens if usage else 0,
+                           cached_prompt_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
+                           finish_reason=finish, latency_s=time.monotonic() - t0)
+        yield Chunk(text="", completion_tokens=final.completion_tokens, completion=final)
 
     async def aclose(self) -> None:
         await self.client.close()

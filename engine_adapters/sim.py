@@ -18,7 +18,7 @@ from typing import Callable
 from pydantic import Field
 
 from tts.engine import gather_owned
-from tts.types import Completion, Frozen, GenerateRequest, Problem, TokenLogprob
+from tts.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
 
 _FILLER = (
     "First we read the problem carefully.", "We note the quantities given.", "Next we combine them step by step.",
@@ -32,6 +32,7 @@ class SimConfig(Frozen):
     latency_per_token_s: float = Field(0.001, ge=0.0)
     prefill_s: float = Field(0.0, ge=0.0)
     slots: int = Field(64, ge=1, description="completions that can run at once")
+    chunk_tokens: int = Field(4, ge=1, description="tokens per streamed chunk")
     min_tokens: int = Field(20, ge=1)
     max_tokens: int = Field(60, ge=1)
     wrong_answers: int = Field(3, ge=1, description="how many distinct wrong answers a problem can attract")
@@ -97,6 +98,37 @@ class SimulatedEngine:
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         return await gather_owned(self._one(request, i) for i in range(request.n))
+
+    async def stream(self, request: GenerateRequest):
+        """Streams `chunk_tokens` words at a time at the configured latency per token."""
+        text, tokens, seconds, finish = self.plan(request, 0)
+        words = text.split()
+        step = max(1, self.config.chunk_tokens)
+        t0 = time.monotonic()
+        async with self._slots:
+            self.started += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.config.prefill_s)
+                for i in range(0, len(words), step):
+                    part = words[i: i + step]
+                    await asyncio.sleep(len(part) * self.config.latency_per_token_s)
+                    done = i + step >= len(words)
+                    delta = (" " if i else "") + " ".join(part)
+                    if done:
+                        self.finished += 1
+                        final = Completion(text=text, completion_tokens=tokens, finish_reason=finish,
+                                           prompt_tokens=len(request.prompt_text().split()),
+                                           latency_s=time.monotonic() - t0)
+                        yield Chunk(text=delta, completion_tokens=tokens, completion=final)
+                    else:
+                        yield Chunk(text=delta, completion_tokens=i + len(part))
+            except (asyncio.CancelledError, GeneratorExit):
+                self.aborted += 1
+                raise
+            finally:
+                self.in_flight -= 1
 
     async def _one(self, request: GenerateRequest, choice: int) -> Completion:
         text, tokens, seconds, finish = self.plan(request, choice)

@@ -6,13 +6,14 @@ AsyncLLM.generate abort the request inside the engine.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
 import uuid
 
 from tts.errors import EngineUnavailable
-from tts.types import Completion, GenerateRequest, TokenLogprob
+from tts.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 
 class VLLMEngine:
@@ -89,6 +90,38 @@ class VLLMEngine:
                        latency_s=latency)
             for i, o in enumerate(final.outputs)
         ]
+
+    async def stream(self, request: GenerateRequest):
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        params = SamplingParams(n=1, max_tokens=request.max_tokens, temperature=request.temperature,
+                                top_p=request.top_p, stop=list(request.stop) or None,
+                                seed=request.seed if self.per_request_seeds else None,
+                                logprobs=request.logprobs, output_kind=RequestOutputKind.DELTA)
+        t0 = time.monotonic()
+        text, tokens, finished = "", 0, False
+        try:
+            async with contextlib.aclosing(self.llm.generate(self.render(request), params, uuid.uuid4().hex)) as gen:
+                async for out in gen:
+                    o = out.outputs[0]
+                    text += o.text
+                    tokens += len(o.token_ids)
+                    if out.finished:
+                        finished = True
+                        final = Completion(text=text, completion_tokens=tokens,
+                                           prompt_tokens=len(out.prompt_token_ids or ()),
+                                           cached_prompt_tokens=out.num_cached_tokens or 0, finish_reason=o.finish_reason,
+                                           latency_s=time.monotonic() - t0)
+                        yield Chunk(text=o.text, completion_tokens=tokens, completion=final)
+                    else:
+                        yield Chunk(text=o.text, completion_tokens=tokens)
+        except EngineDeadError as e:
+            raise EngineUnavailable(f"the vLLM engine died ({e}); see its log above for the cause") from None
+        finally:
+            if not finished:
+                self.aborted += 1  # closing AsyncLLM.generate's iterator aborts the request in the engine
 
     async def aclose(self) -> None:
         llm, self.llm = self.llm, None

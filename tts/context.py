@@ -8,6 +8,7 @@ task awaiting the engine, which aborts the engine request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
@@ -16,7 +17,7 @@ from tts.budget import Budget
 from tts.engine import Engine
 from tts.errors import BudgetExhausted
 from tts.trace import Path, Tracer, current_path
-from tts.types import Completion, GenerateRequest, Usage
+from tts.types import Chunk, Completion, GenerateRequest, Usage
 
 T = TypeVar("T")
 __all__ = ["Context", "BranchOutcome", "BranchGroup"]
@@ -87,6 +88,52 @@ class Context:
         self.emit("call_end", node=node, status="ok", seconds=seconds, **call_usage.model_dump(exclude={"calls", "max_prompt_tokens"}),
                   finish=[c.finish_reason for c in completions])
         return completions
+
+    async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None) -> Completion:
+        """One completion, streamed: `on_chunk` sees each piece as it arrives (a pruner reads partial traces, a
+        planner parses lines). Cancelling the caller aborts the request; the tokens generated until then are charged.
+        Engines that cannot stream are called with generate() and give one chunk."""
+        if request.n != 1:
+            raise ValueError("stream() takes n=1 requests")
+        if not hasattr(self.engine, "stream"):
+            [completion] = await self.generate(request)
+            if on_chunk:
+                on_chunk(Chunk(text=completion.text, completion_tokens=completion.completion_tokens,
+                               completion=completion))
+            return completion
+        per = self.budget.reserve(request.max_tokens, 1)
+        if per < request.max_tokens:
+            request = request.model_copy(update={"max_tokens": per})
+        node = self.tracer.add_call()
+        self.emit("call_start", node=node, n=1, max_tokens=request.max_tokens, stream=True)
+        t0, generated, completion = time.monotonic(), 0, None
+        try:
+            async with asyncio.timeout_at(self.budget.deadline):
+                async with contextlib.aclosing(self.engine.stream(request)) as chunks:
+                    async for chunk in chunks:
+                        generated = chunk.completion_tokens
+                        if chunk.completion is not None:
+                            completion = chunk.completion
+                        if on_chunk:
+                            on_chunk(chunk)
+        except TimeoutError:
+            self.budget.mark_timed_out()
+            raise BudgetExhausted("budget exhausted: seconds") from None
+        finally:
+            self.budget.settle(per, completion.completion_tokens if completion else generated)
+            status = "ok" if completion else "cancelled"
+            self.tracer.set_status(node, "done" if completion else "cancelled", tokens=generated)
+            if completion is None:
+                # what a cancelled stream cost still counts: its generated tokens and the call
+                self.usage = self.usage + Usage(completion_tokens=generated, calls=1)
+            self.emit("call_end", node=node, status=status, completion_tokens=generated,
+                      seconds=round(time.monotonic() - t0, 6))
+        if completion is None:
+            raise RuntimeError("the engine's stream ended without a final completion")
+        self.usage = self.usage + Usage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+                                        cached_prompt_tokens=completion.cached_prompt_tokens, calls=1,
+                                        max_prompt_tokens=completion.prompt_tokens)
+        return completion
 
     def _next_child(self) -> Path:
         parent = current_path.get()

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, runtime_checkable
+from typing import AsyncIterator, Protocol, runtime_checkable
 
-from tts.types import Completion, GenerateRequest
+from tts.types import Chunk, Completion, GenerateRequest
 
 
 @runtime_checkable
@@ -20,6 +20,14 @@ class Engine(Protocol):
     async def generate(self, request: GenerateRequest) -> list[Completion]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingEngine(Engine, Protocol):
+    """An engine that can also stream one completion (n=1) as it is generated; closing the iterator early (or
+    cancelling its consumer) aborts the request."""
+
+    def stream(self, request: GenerateRequest) -> AsyncIterator[Chunk]: ...
 
 
 class LimitedEngine:

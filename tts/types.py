@@ -66,6 +66,14 @@ class Completion(Frozen):
     latency_s: float = 0.0
 
 
+class Chunk(Frozen):
+    """A piece of a streamed completion; the last chunk of a stream carries the whole Completion."""
+
+    text: str
+    completion_tokens: int  # generated so far
+    completion: Completion | None = None
+
+
 class Usage(Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
