@@ -17,12 +17,14 @@ def default_engine() -> str:
 
 async def make_engine(kind: str | None, *, model: str | None = None, base_url: str | None = None,
                       problems: list[Problem] | None = None, seed: int = 0, sim: dict | None = None,
-                      max_model_len: int = 4096, rate_limit: float | None = None) -> Engine:
+                      max_model_len: int = 4096, rate_limit: float | None = None, responder=None) -> Engine:
     kind = kind or default_engine()
     if kind == "sim":
         from engine_adapters.sim import SimConfig, SimulatedEngine
 
-        return SimulatedEngine.for_problems(problems or [], SimConfig(seed=seed, **(sim or {})))
+        engine = SimulatedEngine.for_problems(problems or [], SimConfig(seed=seed, **(sim or {})))
+        engine._responder = responder or engine._responder
+        return engine
     if kind == "openai":
         from engine_adapters.openai_http import OpenAIEngine
 

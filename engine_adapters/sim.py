@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import math
 import random
+import re
 import time
 from typing import Callable
 
@@ -47,9 +48,12 @@ def _rng(*parts: object) -> random.Random:
 class SimulatedEngine:
     name = "sim"
 
-    def __init__(self, config: SimConfig | None = None, oracle: Callable[[str], str | None] | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None, oracle: Callable[[str], str | None] | None = None,
+                 responder: Callable[[GenerateRequest], str | None] | None = None) -> None:
         self.config = config or SimConfig()
         self._oracle = oracle or (lambda prompt: None)
+        # A scripted responder (e.g. a task's gold planner) replaces the reasoning text where it answers.
+        self._responder = responder or (lambda request: None)
         self._slots = asyncio.Semaphore(self.config.slots)
         self.started = 0
         self.finished = 0
@@ -73,6 +77,10 @@ class SimulatedEngine:
     def plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
         """The (text, tokens, seconds, finish reason) this simulator produces for one choice of a request."""
         c = self.config
+        scripted = self._responder(request)
+        if scripted is not None:
+            tokens = max(1, len(scripted.split()))
+            return scripted, tokens, c.prefill_s + tokens * c.latency_per_token_s, "stop"
         prompt = request.prompt_text()
         greedy = request.temperature == 0.0
         rng = _rng(c.seed, prompt, None if greedy else request.seed, 0 if greedy else choice)
@@ -102,7 +110,7 @@ class SimulatedEngine:
     async def stream(self, request: GenerateRequest):
         """Streams `chunk_tokens` words at a time at the configured latency per token."""
         text, tokens, seconds, finish = self.plan(request, 0)
-        words = text.split()
+        words = re.findall(r"\s*\S+", text)  # keep the whitespace (plans are line-based)
         step = max(1, self.config.chunk_tokens)
         t0 = time.monotonic()
         async with self._slots:
@@ -115,7 +123,7 @@ class SimulatedEngine:
                     part = words[i: i + step]
                     await asyncio.sleep(len(part) * self.config.latency_per_token_s)
                     done = i + step >= len(words)
-                    delta = (" " if i else "") + " ".join(part)
+                    delta = "".join(part)
                     if done:
                         self.finished += 1
                         final = Completion(text=text, completion_tokens=tokens, finish_reason=finish,

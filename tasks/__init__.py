@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tasks import countdown, gsm8k, math as math_task
+from tasks import countdown, gsm8k, math as math_task, tool_qa
 from tts.errors import ConfigError
 from tts.types import Message, Problem
 
@@ -19,6 +19,10 @@ class Task:
     grade: Callable[[Problem, str | None], bool]
     # Maps answers to one representative per equivalence class before a vote (identity where extraction is canonical).
     canonicalize: Callable[[list[str | None]], list[str | None]] = list
+    # Tools a tool-using strategy may call, by name (tool tasks only).
+    tools: Callable[[], dict] = dict
+    # Lets the simulator play planner/joiner/agent on this task's problems (tool tasks only).
+    sim_responder: Callable | None = None
 
     def messages(self, problem: Problem) -> tuple[Message, ...]:
         return (Message(role="user", content=self.prompt.format(question=problem.question)),)
@@ -31,6 +35,9 @@ _TASKS = {
     "svamp": Task("svamp", math_task.load, gsm8k.PROMPT, gsm8k.extract, gsm8k.grade),
     # Countdown: generated, always-solvable instances; the verifier checks the expression exactly (no eval)
     "countdown": Task("countdown", countdown.load, "{question}", countdown.extract, countdown.grade),
+    # Tool use: parallel and dependent questions over tools with simulated latency (LLMCompiler, ReAct)
+    "tools": Task("tools", tool_qa.load, tool_qa.PROMPT, tool_qa.extract, tool_qa.grade, tools=tool_qa.make_tools,
+                  sim_responder=tool_qa.sim_responder),
     "math": Task("math", math_task.load, math_task.PROMPT, math_task.extract, math_task.grade,
                  math_task.canonicalize),
 }

@@ -15,14 +15,13 @@ from fractions import Fraction
 from pathlib import Path
 
 from tasks.gsm8k import read_jsonl
+from tts import safe_math
 from tts.errors import DataError
 from tts.types import Problem
 
 PROMPT = ("Using the numbers {numbers}, write an arithmetic expression that equals {target}. You may use + - * / "
           "and parentheses, and each number at most once. Reason step by step, then give the expression on the last "
           "line as 'Answer: <expression>'.")
-_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-        ast.Div: lambda a, b: a / b}
 
 
 def generate(count: int, size: int = 4, seed: int = 0, low: int = 1, high: int = 50) -> list[Problem]:
@@ -69,32 +68,10 @@ def load(path: str | Path | None = None) -> list[Problem]:
     return problems
 
 
-class InvalidExpression(ValueError):
-    pass
-
-
 def evaluate(expr: str) -> tuple[Fraction, list[int]]:
-    """Exact value of an arithmetic expression and the numbers it uses; InvalidExpression for anything else."""
-    try:
-        tree = ast.parse(expr.replace("×", "*").replace("÷", "/").replace("x", "*"), mode="eval")
-    except SyntaxError as e:
-        raise InvalidExpression(f"not an arithmetic expression: {e.msg}") from None
-    used: list[int] = []
-
-    def walk(node) -> Fraction:
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Div) and right == 0:
-                raise InvalidExpression("division by zero")
-            return _OPS[type(node.op)](left, right)
-        if isinstance(node, ast.Constant) and type(node.value) is int:
-            used.append(node.value)
-            return Fraction(node.value)
-        raise InvalidExpression(f"not allowed in Countdown: {type(node).__name__}")
-
-    return walk(tree), used
+    """Exact value and the numbers used, with only + - * / on integers (no unary minus, no powers)."""
+    return safe_math.evaluate(expr.replace("×", "*").replace("÷", "/"), floats=False, unary=False, power=False,
+                              ops=(ast.Add, ast.Sub, ast.Mult, ast.Div))
 
 
 def verify(expr: str | None, numbers: list[int], target: int) -> bool:
@@ -102,7 +79,7 @@ def verify(expr: str | None, numbers: list[int], target: int) -> bool:
         return False
     try:
         value, used = evaluate(expr)
-    except InvalidExpression:
+    except safe_math.InvalidExpression:
         return False
     return value == target and not (Counter(used) - Counter(numbers))
 

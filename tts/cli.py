@@ -125,7 +125,8 @@ def eval_(
                          if eng_name == "sim" else {})}
         run_dir = output / rid
         eng = await make_engine(engine, model=model, base_url=base_url, problems=problems, seed=seed,
-                                sim={"accuracy": sim_accuracy, "latency_per_token_s": sim_latency})
+                                sim={"accuracy": sim_accuracy, "latency_per_token_s": sim_latency},
+                                responder=t.sim_responder(problems) if t.sim_responder else None)
         try:
             summary = await run_eval(eng, t, spec, config, problems, run_dir, run_config, resume=resume,
                                      concurrency=concurrency,
