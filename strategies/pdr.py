@@ -25,6 +25,7 @@ from strategies import StrategySpec, register
 from strategies.self_consistency import VoteRule, answer_from, canonical, outcome_sample, to_sample
 from tts.aggregate import vote_counts
 from tts.context import Context
+from tts.prune import PruneConfig, run_pruned
 from tts.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample, Usage
 from tts.voting import semantic_entropy
 
@@ -52,6 +53,7 @@ class PDRConfig(Frozen):
     stop_entropy: float | None = Field(0.0, ge=0.0, description="stop when a round's answers agree this much")
     vote: VoteRule = "majority"
     seed: int = 0
+    prune: PruneConfig | None = None  # prune redundant drafts of a round while they stream
 
 
 class SRConfig(PDRConfig):
@@ -109,12 +111,19 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig) -> Answer:
         request = GenerateRequest(messages=messages, max_tokens=config.max_tokens, temperature=config.temperature,
                                   top_p=config.top_p, logprobs=0)
 
-        async def draft(i: int, request=request) -> Sample:
-            [c] = await ctx.generate(request.model_copy(update={"seed": config.seed + 1000 * r + i}))
-            return to_sample(ctx, i, c)
+        requests = [request.model_copy(update={"seed": config.seed + 1000 * r + i}) for i in range(config.drafts)]
+        if config.prune is not None:
+            outcomes, pruner = await run_pruned(ctx, requests, config.prune, label=f"round{r + 1}",
+                                                convert=lambda i, c: to_sample(ctx, i, c))
+            pruned = len(pruner.pruned)
+        else:
+            async def draft(i: int) -> Sample:
+                [c] = await ctx.generate(requests[i])
+                return to_sample(ctx, i, c)
 
-        outcomes = await ctx.branches([partial(draft, i) for i in range(config.drafts)], label=f"round{r + 1}")
-        samples = canonical(ctx, [outcome_sample(o) for o in outcomes])
+            outcomes = await ctx.branches([partial(draft, i) for i in range(config.drafts)], label=f"round{r + 1}")
+            pruned = 0
+        samples = canonical(ctx, [outcome_sample(o) for o in outcomes if not (o.error or "").startswith("pruned")])
         answers = [s.answer for s in samples if s.status == "ok"]
         agreement = answers if config.drafts > 1 else ([previous] if previous else []) + answers
         entropy = semantic_entropy(agreement) if agreement else None
@@ -122,7 +131,7 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig) -> Answer:
         rounds.append({"round": r + 1, "answers": [s.answer for s in samples], "semantic_entropy": entropy,
                        "completion_tokens": spent.completion_tokens, "prompt_tokens": spent.prompt_tokens,
                        "cached_prompt_tokens": spent.cached_prompt_tokens,
-                       "workspace_tokens": ctx.count_tokens(workspace) if workspace else 0})
+                       "workspace_tokens": ctx.count_tokens(workspace) if workspace else 0, "pruned": pruned})
         ctx.emit("round_end", **rounds[-1])
         if not answers or any(s.status == "budget" for s in samples):
             break

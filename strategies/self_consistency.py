@@ -10,6 +10,7 @@ from strategies import StrategySpec, register
 from tts import stopping
 from tts.aggregate import vote_counts
 from tts.context import BranchOutcome, Context
+from tts.prune import PruneConfig, run_pruned
 from tts.types import Answer, Completion, Frozen, GenerateRequest, Problem, Sample
 from tts.voting import semantic_entropy, trace_stats, vote
 
@@ -31,6 +32,8 @@ class SCConfig(Frozen):
     # With early stop off, one request with n lets an engine batch the samples; early stop needs one request per
     # sample so that each can be cancelled on its own.
     batch: bool = True
+    # Redundancy pruning of in-flight samples (they stream; see tts/prune.py); None = off.
+    prune: PruneConfig | None = None
 
     def wanted_logprobs(self) -> int | None:
         if self.logprobs is not None:
@@ -73,6 +76,14 @@ async def sample(ctx: Context, problem: Problem, config: SCConfig) -> tuple[list
         messages=ctx.task.messages(problem), max_tokens=config.max_tokens, temperature=config.temperature,
         top_p=config.top_p, seed=config.seed, logprobs=config.wanted_logprobs(),
     )
+    stop = stop_rule(ctx, config) if config.early_stop else None
+    if config.prune is not None:
+        requests = [base.model_copy(update={"seed": config.seed + i}) for i in range(config.n)]
+        outcomes, pruner = await run_pruned(ctx, requests, config.prune, stop_when=stop,
+                                            convert=lambda i, c: to_sample(ctx, i, c))
+        ctx.scratch["prunes"] = [{k: v for k, v in r.items() if k != "partial_text"} for r in pruner.pruned]
+        return [outcome_sample(o) for o in outcomes], any(
+            o.status == "cancelled" and not (o.error or "").startswith("pruned") for o in outcomes)
     if config.n > 1 and config.batch and not config.early_stop:
         async def batch() -> list[Sample]:
             completions = await ctx.generate(base.model_copy(update={"n": config.n}))
@@ -85,8 +96,7 @@ async def sample(ctx: Context, problem: Problem, config: SCConfig) -> tuple[list
         [completion] = await ctx.generate(base.model_copy(update={"seed": config.seed + i}))
         return to_sample(ctx, i, completion)
 
-    outcomes = await ctx.branches([partial(one, i) for i in range(config.n)], label="sample",
-                                  stop_when=stop_rule(ctx, config) if config.early_stop else None)
+    outcomes = await ctx.branches([partial(one, i) for i in range(config.n)], label="sample", stop_when=stop)
     return [outcome_sample(o) for o in outcomes], any(o.status == "cancelled" for o in outcomes)
 
 
@@ -109,7 +119,8 @@ def answer_from(ctx: Context, samples: list[Sample], rule: str, stopped_early: b
 
 async def run(ctx: Context, problem: Problem, config: SCConfig) -> Answer:
     samples, stopped = await sample(ctx, problem, config)
-    return answer_from(ctx, samples, config.vote, stopped_early=stopped)
+    extra = {"prunes": ctx.scratch.pop("prunes")} if "prunes" in ctx.scratch else {}
+    return answer_from(ctx, samples, config.vote, stopped_early=stopped, **extra)
 
 
 register(StrategySpec("self-consistency", run, SCConfig, aliases=("sc",)))

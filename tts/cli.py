@@ -36,6 +36,20 @@ def _strategy_config(name: str, **options: Any):
     return spec, strategies.make_config(spec, **options)
 
 
+def _prune_config(on: bool, signal: str, threshold: float, checkpoint: int, shadow: bool):
+    if not on:
+        return None
+    from pydantic import ValidationError
+
+    from tts.prune import PruneConfig
+    from tts.errors import ConfigError
+
+    try:
+        return PruneConfig(signal=signal, threshold=threshold, checkpoint_tokens=checkpoint, shadow=shadow)
+    except ValidationError as e:
+        raise ConfigError(f"invalid pruning option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+
+
 def _budget(tokens: int | None, calls: int | None, seconds: float | None) -> BudgetConfig:
     return BudgetConfig(max_tokens=tokens, max_calls=calls, max_seconds=seconds)
 
@@ -100,13 +114,22 @@ def eval_(
     sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
     sim_latency: float = typer.Option(0.001, help="engine sim: seconds per token"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    prune: bool = typer.Option(False, "--prune", help="prune redundant in-flight samples (strategies that sample)"),
+    prune_signal: str = typer.Option("step", help="prefix | step | probe | mix"),
+    prune_threshold: float = typer.Option(0.9, help="cosine similarity that makes two traces redundant"),
+    prune_checkpoint: int = typer.Option(64, help="score traces every this many generated tokens"),
+    prune_shadow: bool = typer.Option(False, help="finish pruned traces afterwards to audit the prunes"),
 ) -> None:
     """Run a strategy over a task's problems; write results/<run-id>/ and print the accuracy."""
     from tts.runner import run_eval
 
     async def go() -> tuple[dict, Path]:
         spec, config = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                        early_stop=early_stop)
+                                        early_stop=early_stop,
+                                        prune=_prune_config(prune, prune_signal, prune_threshold, prune_checkpoint,
+                                                            prune_shadow))
+        if prune and "prune" not in spec.config.model_fields:
+            _fail(f"--prune does not apply to strategy '{spec.name}' (it applies to: self-consistency, pdr, sr)")
         t = tasks.get(task)
         problems = t.load(data)[:limit]
         eng_name = engine or "vllm"

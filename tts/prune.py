@@ -1,0 +1,167 @@
+"""Redundancy pruning of in-flight traces, as a step any strategy can wrap around a set of sampled branches.
+
+Branches stream; every `checkpoint_tokens` generated tokens the pruner scores the running partial traces with a
+signal, clusters them online (greedy: a trace joins the first cluster whose representative is similar enough;
+finished traces seed the clusters), and cancels running members beyond `quota` per cluster, never leaving fewer than
+`min_alive` traces. Signals, switchable so they can be compared:
+- prefix: embedding of the whole partial trace (the naive DeepPrune baseline);
+- step: embedding of its last step only (where traces that took the same route still differ);
+- probe: ask the model, on a copy of the trace's prefix (served by the prefix cache), for its current answer, and
+  cluster by answer equivalence;
+- mix: same probe answer and similar last step.
+Every prune is a trace event (branch, cluster, similarity, tokens so far). With `shadow`, pruned branches are finished
+afterwards outside the run's budget, to measure how often a prune threw away an answer no kept trace reached.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from functools import partial
+from typing import Any, Callable, Literal
+
+from pydantic import Field
+
+from tts.branches import BranchOutcome, StopRule
+from tts.budget import Budget
+from tts.context import Context
+from tts.types import Chunk, Completion, Frozen, GenerateRequest, Message
+
+PROBE_SUFFIX = "\n\nSo far, my current best guess for the final answer is: The answer is"
+
+
+class PruneConfig(Frozen):
+    signal: Literal["prefix", "step", "probe", "mix"] = "prefix"
+    checkpoint_tokens: int = Field(64, ge=1)
+    threshold: float = Field(0.9, ge=-1.0, le=1.0, description="cosine similarity that makes two traces redundant")
+    quota: int = Field(1, ge=1, description="traces kept per cluster")
+    min_tokens: int = Field(48, ge=1, description="traces shorter than this are not judged")
+    min_alive: int = Field(2, ge=1)
+    probe_tokens: int = Field(12, ge=1)
+    shadow: bool = False
+
+
+def last_step(text: str) -> str:
+    steps = [s for s in re.split(r"\n+|(?<=[.!?])\s+", text.strip()) if s.strip()]
+    return steps[-1] if steps else text
+
+
+class Pruner:
+    def __init__(self, ctx: Context, config: PruneConfig, requests: list[GenerateRequest]) -> None:
+        self.ctx, self.config, self.requests = ctx, config, requests
+        self.text = [""] * len(requests)
+        self.tokens = [0] * len(requests)
+        self._next_check = [config.checkpoint_tokens] * len(requests)
+        self.wake = asyncio.Event()
+        self.due = False
+        self.pruned: list[dict] = []
+
+    def on_chunk(self, i: int, chunk: Chunk) -> None:
+        self.text[i] += chunk.text
+        self.tokens[i] = chunk.completion_tokens
+        if self.tokens[i] >= self._next_check[i] and chunk.completion is None:
+            self._next_check[i] = self.tokens[i] + self.config.checkpoint_tokens
+            self.due = True
+            self.wake.set()
+
+    async def _probe_answers(self, indices: list[int]) -> dict[int, str | None]:
+        async def probe(i: int) -> str | None:
+            req = self.requests[i]
+            messages = (*req.messages, Message(role="assistant", content=self.text[i] + PROBE_SUFFIX))
+            [c] = await self.ctx.generate(GenerateRequest(messages=messages, continue_final=True, temperature=0.0,
+                                                          max_tokens=self.config.probe_tokens))
+            return self.ctx.task.extract("The answer is" + c.text)
+
+        outcomes = await self.ctx.branches([partial(probe, i) for i in indices], label="probe")
+        answers = [o.value if o.status == "ok" else None for o in outcomes]
+        canonical = self.ctx.task.canonicalize(answers)
+        return dict(zip(indices, canonical))
+
+    async def check(self, group, finished: list[int]) -> None:
+        """Cluster finished and running traces; cancel running ones beyond each cluster's quota."""
+        c = self.config
+        running = [i for i in group.pending() if self.tokens[i] >= c.min_tokens]
+        if not running:
+            return
+        order = finished + running
+        probes: dict[int, str | None] = {}
+        if c.signal in ("probe", "mix"):
+            probes = await self._probe_answers(running)
+            for i in finished:
+                done = group.outcome(i)
+                text = getattr(done.value, "text", "") if done else ""
+                probes[i] = self.ctx.task.canonicalize([self.ctx.task.extract(text)])[0] if text else None
+        vectors = None
+        if c.signal != "probe":
+            from tts.embed import embed
+
+            texts = [self.text[i] if c.signal == "prefix" else last_step(self.text[i]) for i in order]
+            vectors = dict(zip(order, await embed(texts)))
+        clusters: list[list[tuple[int, float]]] = []  # members (index, similarity to representative)
+        for i in order:
+            for cluster in clusters:
+                rep = cluster[0][0]
+                same_answer = probes.get(i) is not None and probes.get(i) == probes.get(rep)
+                sim = float(vectors[i] @ vectors[rep]) if vectors is not None else (1.0 if same_answer else 0.0)
+                if (c.signal == "probe" and same_answer) or (c.signal == "mix" and same_answer and sim >= c.threshold) \
+                        or (c.signal in ("prefix", "step") and sim >= c.threshold):
+                    cluster.append((i, sim))
+                    break
+            else:
+                clusters.append([(i, 1.0)])
+        alive = len(group.pending()) + len(finished)
+        for k, cluster in enumerate(clusters):
+            for i, sim in cluster[c.quota:]:
+                if alive <= c.min_alive or i not in group.pending():
+                    continue
+                if group.cancel(i, f"pruned: redundant with branch {cluster[0][0]} ({c.signal}, sim {sim:.3f})"):
+                    alive -= 1
+                    record = {"branch": i, "path": list(group.paths[i]), "cluster": k, "representative": cluster[0][0],
+                              "similarity": round(sim, 4), "tokens_at_prune": self.tokens[i], "signal": c.signal,
+                              "probe_answer": probes.get(i), "partial_text": self.text[i]}
+                    self.pruned.append(record)
+                    self.ctx.emit("prune", **{k2: v for k2, v in record.items() if k2 != "partial_text"})
+
+    async def shadow(self, remaining_tokens: int) -> None:
+        """Finish each pruned trace from its prefix, outside the run's budget and usage, and record its answer."""
+        shadow_ctx = Context(self.ctx.engine, budget=Budget(), tracer=self.ctx.tracer, task=self.ctx.task)
+
+        async def finish(record: dict) -> str | None:
+            req = self.requests[record["branch"]]
+            messages = (*req.messages, Message(role="assistant", content=record["partial_text"]))
+            [c] = await shadow_ctx.generate(req.model_copy(update={
+                "messages": messages, "continue_final": True,
+                "max_tokens": max(1, remaining_tokens - record["tokens_at_prune"])}))
+            return self.ctx.task.extract(record["partial_text"] + c.text)
+
+        outcomes = await shadow_ctx.branches([partial(finish, r) for r in self.pruned], label="shadow")
+        for record, o in zip(self.pruned, outcomes):
+            record["shadow_answer"] = o.value if o.status == "ok" else None
+            record["shadow_tokens"] = shadow_ctx.usage.completion_tokens
+
+
+async def run_pruned(ctx: Context, requests: list[GenerateRequest], config: PruneConfig, *, label: str = "sample",
+                     stop_when: StopRule | None = None,
+                     convert: Callable[[int, Completion], Any] = lambda i, c: c) -> tuple[list[BranchOutcome], Pruner]:
+    """Stream one branch per request with a pruner watching; returns every branch's outcome (its value is
+    `convert(index, completion)`) and the pruner, whose `pruned` list is the audit log."""
+    pruner = Pruner(ctx, config, requests)
+
+    async def one(i: int):
+        try:
+            return convert(i, await ctx.stream(requests[i], on_chunk=partial(pruner.on_chunk, i)))
+        finally:
+            pruner.wake.set()
+
+    async with ctx.group(label, stop_when) as group:
+        for i in range(len(requests)):
+            group.spawn(partial(one, i))
+        while group.pending():
+            await pruner.wake.wait()
+            pruner.wake.clear()
+            if pruner.due and group.pending():
+                pruner.due = False
+                finished = [i for i, o in enumerate(group.outcomes()) if o is not None and o.status == "ok"]
+                await pruner.check(group, finished)
+    if config.shadow and pruner.pruned:
+        await pruner.shadow(max(r.max_tokens for r in requests))
+    return [o for o in group.outcomes() if o is not None], pruner
