@@ -147,3 +147,18 @@ def test_solve_prints_answer_votes_and_tokens(tmp_path):
     r = tts("solve", "What is 2 plus 2?", "--engine", "sim", "-n", "5", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("answer: ") and "votes: {" in r.stdout and "generated" in r.stdout
+
+
+def test_sigterm_stops_cleanly_and_keeps_results(tmp_path, data):
+    args = ["eval", "--engine", "sim", "--data", str(data), "-n", "4", "--concurrency", "1", "--sim-latency", "0.01",
+            "--run-id", "t", "--no-progress"]
+    proc = subprocess.Popen([*TTS, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = tmp_path / "results" / "t" / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not results.exists() or results.read_text().count("\n") < 3):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "continue with --resume" in err
+    kept = rows(tmp_path / "results" / "t")
+    assert 3 <= len(kept) < 30 and len({r["id"] for r in kept}) == len(kept)

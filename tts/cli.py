@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -194,12 +195,19 @@ def list_strategies() -> None:
 
 
 def _guard(make_coro):
-    """Run the command's coroutine; a user-facing error becomes one line and exit code 1."""
+    """Run the command's coroutine; a user-facing error becomes one line and exit code 1.
+
+    SIGTERM cancels the run like Ctrl-C does, so that `finally` blocks shut the engine down: vLLM's engine
+    processes outlive a parent that dies without shutting them down, and keep the CPU busy."""
+    async def main():
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+        return await make_coro()
+
     try:
-        return asyncio.run(make_coro())
+        return asyncio.run(main())
     except TtsError as e:
         _fail(str(e))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         typer.secho("interrupted: finished results are kept; continue with --resume", err=True)
         raise typer.Exit(130)
 
