@@ -26,7 +26,7 @@ _ACTION = re.compile(r"Action:\s*(.+)")
 
 
 class ReActConfig(Frozen):
-    max_steps: int = Field(8, ge=1)
+    max_steps: int = Field(12, ge=1)
     step_tokens: int = Field(128, ge=8)
     temperature: float = Field(0.0, ge=0.0)
 
