@@ -52,3 +52,4 @@ from strategies import self_consistency  # noqa: E402,F401  (registers itself)
 from strategies import pdr  # noqa: E402,F401
 from strategies import apr  # noqa: E402,F401
 from strategies import llm_compiler, react  # noqa: E402,F401
+from strategies import code_sc  # noqa: E402,F401

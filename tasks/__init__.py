@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tasks import countdown, gsm8k, math as math_task, tool_qa
+from tasks import countdown, gsm8k, humaneval, math as math_task, tool_qa
 from tts.errors import ConfigError
 from tts.types import Message, Problem
 
@@ -16,7 +16,7 @@ class Task:
     load: Callable[[str | Path | None], list[Problem]]
     prompt: str
     extract: Callable[[str], str | None]
-    grade: Callable[[Problem, str | None], bool]
+    grade: Callable[[Problem, str | None], bool]  # may be async (code tasks run tests in the sandbox)
     # Maps answers to one representative per equivalence class before a vote (identity where extraction is canonical).
     canonicalize: Callable[[list[str | None]], list[str | None]] = list
     # Tools a tool-using strategy may call, by name (tool tasks only).
@@ -38,6 +38,8 @@ _TASKS = {
     # Tool use: parallel and dependent questions over tools with simulated latency (LLMCompiler, ReAct)
     "tools": Task("tools", tool_qa.load, tool_qa.PROMPT, tool_qa.extract, tool_qa.grade, tools=tool_qa.make_tools,
                   sim_responder=tool_qa.sim_responder),
+    # HumanEval-format code: graded by running the tests in the sandbox
+    "humaneval": Task("humaneval", humaneval.load, humaneval.PROMPT, humaneval.extract, humaneval.grade),
     "math": Task("math", math_task.load, math_task.PROMPT, math_task.extract, math_task.grade,
                  math_task.canonicalize),
 }

@@ -7,6 +7,7 @@ line cut short by a kill, and runs only the rest, so no problem is lost or count
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import math
 import time
@@ -60,8 +61,11 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
         row.update(answer=None, correct=False, error=f"{type(e).__name__}: {e}")
         tracer.emit("problem_error", error=row["error"], traceback=traceback.format_exc(limit=-4))
     else:
+        correct = task.grade(problem, answer.answer)
+        if inspect.isawaitable(correct):
+            correct = await correct
         row.update(
-            answer=answer.answer, correct=task.grade(problem, answer.answer), votes=answer.votes,
+            answer=answer.answer, correct=bool(correct), votes=answer.votes,
             stopped_early=answer.stopped_early, budget_exhausted=answer.budget_exhausted, note=answer.note,
             semantic_entropy=answer.semantic_entropy, meta=answer.meta,
             samples=[{"index": s.index, "answer": s.answer, "tokens": s.completion_tokens, "status": s.status,
