@@ -162,3 +162,20 @@ def test_sigterm_stops_cleanly_and_keeps_results(tmp_path, data):
     assert proc.returncode == 130 and "continue with --resume" in err
     kept = rows(tmp_path / "results" / "t")
     assert 3 <= len(kept) < 30 and len({r["id"] for r in kept}) == len(kept)
+
+
+def test_report_compare_and_trace(tmp_path):
+    for args in (["-n", "8", "--no-early-stop", "--run-id", "sc"], ["--strategy", "greedy", "--run-id", "g"]):
+        assert tts("eval", "--engine", "sim", "--limit", "6", "--no-progress", *args, cwd=tmp_path).returncode == 0
+    r = tts("report", "results/sc", "results/g", "--plots", "plots", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "task gsm8k" and any("self-consistency" in x for x in lines) and any("greedy" in x for x in lines)
+    assert (tmp_path / "plots" / "gsm8k.png").stat().st_size > 10_000
+    r = tts("compare", "results/sc", "results/g", "--budget", "100", cwd=tmp_path)
+    assert r.returncode == 0 and "self-consistency   n=" in r.stdout
+    r = tts("trace", "results/sc", "--png", "dag.png", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("root [root] status=done")
+    assert r.stdout.count("[branch]") == 1 and "label=batch" in r.stdout and r.stdout.count("[call]") == 1
+    assert (tmp_path / "dag.png").exists()
+    assert "not a run folder" in one_error_line(tts("report", "nowhere", cwd=tmp_path))

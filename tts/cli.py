@@ -187,6 +187,65 @@ def setup_model(
     typer.echo(f"{name}: {models.setup_model(name, force=force)}")
 
 
+@app.command()
+def report(runs: list[Path] = typer.Argument(..., help="run folders"),
+           plots: Optional[Path] = typer.Option(None, help="write accuracy-vs-tokens / accuracy-vs-n PNGs here")) -> None:
+    """A table per task (accuracy with 95% CI, tokens, cached prompt tokens, wall time), and optional plots."""
+    from tts import report as rep
+
+    try:
+        text, by_task = rep.table(runs)
+        typer.echo(text)
+        if plots:
+            for path in rep.plots(by_task, plots):
+                typer.echo(f"plot: {path}")
+    except TtsError as e:
+        _fail(str(e))
+
+
+@app.command()
+def compare(runs: list[Path] = typer.Argument(..., help="run folders"),
+            budget: float = typer.Option(..., help="generated tokens per problem")) -> None:
+    """Line strategies up at a matched token budget."""
+    from tts import report as rep
+
+    try:
+        typer.echo(rep.compare(runs, budget))
+    except TtsError as e:
+        _fail(str(e))
+
+
+@app.command()
+def trace(run: Path = typer.Argument(..., help="a run folder"),
+          problem: Optional[str] = typer.Option(None, help="problem id (default: the first)"),
+          png: Optional[Path] = typer.Option(None, help="also draw the DAG to this PNG")) -> None:
+    """Draw one problem's DAG: branches, engine calls and joins, with status, tokens and seconds."""
+    from tts import report as rep
+
+    try:
+        text, dag = rep.trace_tree(run, problem)
+    except TtsError as e:
+        _fail(str(e))
+    typer.echo(text)
+    if png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import networkx as nx
+
+        g = nx.node_link_graph(dag, edges="edges")
+        depth = {n: len(n.split("/")) + (1 if "#" in n else 0) for n in g}
+        pos = nx.multipartite_layout(g, subset_key={d: [n for n in g if depth[n] == d] for d in set(depth.values())})
+        plt.figure(figsize=(12, 7))
+        colors = {"done": "tab:green", "ok": "tab:green", "cancelled": "tab:orange", "error": "tab:red",
+                  "budget": "tab:purple"}
+        nx.draw(g, pos, node_size=120, arrows=True, width=0.6,
+                node_color=[colors.get(g.nodes[n].get("status"), "tab:gray") for n in g])
+        plt.savefig(png, dpi=110)
+        typer.echo(f"png: {png}")
+
+
 @app.command("strategies")
 def list_strategies() -> None:
     """List the registered strategies."""

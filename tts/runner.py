@@ -73,6 +73,7 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
                       **({"text": s.text} if s.text else {})} for s in answer.samples],
         )
     row.update(usage=ctx.usage.model_dump(), seconds=round(time.monotonic() - t0, 4))
+    tracer.set_status("root", "error" if "error" in row else "done", seconds=row["seconds"])
     tracer.emit("dag", dag=tracer.dag_json())
     return row, tracer
 

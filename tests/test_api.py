@@ -1,0 +1,40 @@
+"""The library API, in and out of a running event loop; the README's example runs as written."""
+import asyncio
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import tts
+from engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.budget import BudgetConfig
+from tts.types import Problem
+
+
+async def test_solve_with_an_engine_object():
+    engine = SimulatedEngine.for_problems([Problem(id="x", question="What is 20 plus 22?", gold="42")],
+                                          SimConfig(accuracy=1.0))
+    result = await tts.solve("What is 20 plus 22?", engine=engine, n=5, budget=BudgetConfig(max_tokens=5000))
+    assert result.answer == "42" and result.strategy == "self-consistency"
+    assert result.usage.calls >= 3 and sum(result.votes.values()) >= 3
+    assert any(e["kind"] == "branch_start" for e in result.trace) and result.dag["nodes"]
+
+
+def test_solve_sync_outside_a_loop():
+    result = tts.solve_sync("What is 1 plus 1?", engine="sim", strategy="greedy")
+    assert result.usage.calls == 1 and result.details.samples
+
+
+async def test_solve_sync_inside_a_running_loop():
+    result = tts.solve_sync("What is 1 plus 1?", engine="sim", n=3)
+    assert result.usage.calls >= 2
+    await asyncio.sleep(0)  # the loop is still usable
+
+
+def test_readme_example_runs():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = re.search(r"```python\n(import asyncio.*?)```", readme, re.DOTALL).group(1)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).parents[1])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "42"

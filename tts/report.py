@@ -1,0 +1,141 @@
+"""Reports over run folders: a table per task, accuracy-vs-tokens and accuracy-vs-n plots, strategies compared at a
+matched token budget, and a run's DAG drawn as a text tree."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from tts.curves import accuracy_at_n
+from tts.errors import DataError
+from tts.runner import CONFIG, RESULTS, TRACE, read_finished, summarize
+
+
+def load_run(path: Path) -> tuple[dict, list[dict]]:
+    if not (path / CONFIG).exists():
+        raise DataError(f"not a run folder (no {CONFIG}): {path}")
+    config = json.loads((path / CONFIG).read_text())
+    rows = list(read_finished(path / RESULTS).values())
+    return config, rows
+
+
+def _grader(config: dict):
+    import tasks
+    from tts.types import Problem
+
+    task = tasks.get(config.get("task", "gsm8k"))
+    if task.name in ("humaneval", "countdown", "tools"):
+        return None  # graded by running code or tools, or needs the problem's data: no re-grading from rows
+    return lambda row, ans: bool(task.grade(Problem(id=row["id"], question="", gold=row.get("gold")), ans))
+
+
+def table(paths: list[Path]) -> tuple[str, dict]:
+    by_task: dict[str, list[tuple[str, dict, list[dict], dict]]] = defaultdict(list)
+    for path in paths:
+        config, rows = load_run(path)
+        if rows:
+            by_task[config.get("task", "?")].append((path.name, config, rows, summarize(rows, config, 0.0)))
+    lines = []
+    for task, runs in by_task.items():
+        lines.append(f"task {task}")
+        lines.append(f"  {'run':34} {'strategy':18} {'acc':>6} {'95% CI':>13} {'n':>4} {'gen tok':>9} "
+                     f"{'tok/prob':>8} {'cached':>8} {'wall s':>8}")
+        for name, config, rows, s in runs:
+            wall = sum(r.get("seconds", 0) for r in rows)
+            lo, hi = s["accuracy_ci95"]
+            lines.append(f"  {name[:34]:34} {config.get('strategy', '?')[:18]:18} {s['accuracy']:6.3f} "
+                         f"{lo:6.3f}-{hi:5.3f} {s['problems']:4d} {s['completion_tokens']:9d} "
+                         f"{s['completion_tokens'] / max(1, s['problems']):8.0f} {s['cached_prompt_tokens']:8d} "
+                         f"{wall:8.1f}")
+    return "\n".join(lines), by_task
+
+
+def plots(by_task: dict, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task, runs in by_task.items():
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+        for name, config, rows, s in runs:
+            tokens = s["completion_tokens"] / max(1, s["problems"])
+            a1.scatter([tokens], [s["accuracy"]])
+            a1.annotate(config.get("strategy", name), (tokens, s["accuracy"]), fontsize=8)
+            grade = _grader(config)
+            n = max((len(r.get("samples", [])) for r in rows), default=0)
+            if grade and n > 1 and config.get("strategy") == "self-consistency":
+                ns = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n]
+                curve = accuracy_at_n(rows, grade, ns)
+                a2.plot(ns, [curve[k] for k in ns], marker="o", label=f"{config.get('strategy')} ({name[:20]})")
+                a2.set_xticks(ns, [str(k) for k in ns])
+        a1.set(xlabel="generated tokens per problem", ylabel="accuracy", title=f"{task}: accuracy vs tokens")
+        a2.set(xlabel="samples n", ylabel="accuracy", xscale="log", title=f"{task}: accuracy vs n (subsets)")
+        if a2.lines:
+            a2.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"{task}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def compare(paths: list[Path], budget: float) -> str:
+    """Each strategy's accuracy at a matched budget of generated tokens per problem: sampling runs are cut to the
+    largest n that fits (accuracy over subsets of that size); other runs count if their mean fits."""
+    lines = [f"matched budget: {budget:.0f} generated tokens per problem"]
+    for path in paths:
+        config, rows = load_run(path)
+        if not rows:
+            continue
+        per_problem = sum(r["usage"]["completion_tokens"] for r in rows) / len(rows)
+        samples = max((len(r.get("samples", [])) for r in rows), default=0)
+        grade = _grader(config)
+        if samples > 1 and grade and config.get("strategy") == "self-consistency":  # independent samples only
+            per_sample = per_problem / samples
+            n = min(samples, int(budget // max(per_sample, 1)))
+            if n >= 1:
+                acc = accuracy_at_n(rows, grade, [n])[n]
+                lines.append(f"  {config.get('strategy'):18} n={n:<3} accuracy {acc:.3f}  ({path.name})")
+                continue
+        fits = "fits" if per_problem <= budget else f"over budget ({per_problem:.0f})"
+        acc = sum(bool(r.get("correct")) for r in rows) / len(rows)
+        lines.append(f"  {config.get('strategy'):18} accuracy {acc:.3f}  {fits}  ({path.name})")
+    return "\n".join(lines)
+
+
+def trace_tree(run_dir: Path, problem: str | None = None) -> tuple[str, dict]:
+    """The DAG of one problem of a run as an indented tree (branches, calls, joins with status and tokens)."""
+    path = run_dir / TRACE
+    if not path.exists():
+        raise DataError(f"no {TRACE} in {run_dir}")
+    dags = {}
+    for line in path.read_text().splitlines():
+        event = json.loads(line)
+        if event["kind"] == "dag":
+            dags[event["run"]] = event["dag"]
+    if not dags:
+        raise DataError(f"{path} has no finished problem")
+    key = problem or next(iter(dags))
+    if key not in dags:
+        raise DataError(f"problem '{key}' is not in {path} (it has: {', '.join(list(dags)[:10])} ...)")
+    dag = dags[key]
+    nodes = {n["id"]: n for n in dag["nodes"]}
+    children = defaultdict(list)
+    for e in dag["edges"]:
+        if nodes[e["target"]].get("kind") != "join":
+            children[e["source"]].append(e["target"])
+    lines: list[str] = []
+
+    def walk(node: str, depth: int) -> None:
+        d = nodes[node]
+        extra = " ".join(f"{k}={d[k]}" for k in ("status", "tokens", "seconds", "label") if d.get(k) is not None)
+        lines.append(f"{'  ' * depth}{node.rsplit('/', 1)[-1] if depth else node} [{d.get('kind')}] {extra}")
+        for child in children[node]:
+            walk(child, depth + 1)
+
+    walk("root", 0)
+    return "\n".join(lines), dag
