@@ -179,3 +179,22 @@ def test_report_compare_and_trace(tmp_path):
     assert r.stdout.count("[branch]") == 1 and "label=batch" in r.stdout and r.stdout.count("[call]") == 1
     assert (tmp_path / "dag.png").exists()
     assert "not a run folder" in one_error_line(tts("report", "nowhere", cwd=tmp_path))
+
+
+def test_job_file_runs_several_strategies_with_overrides_and_manifest(tmp_path):
+    (tmp_path / "job.toml").write_text(
+        'engine = "sim"\nlimit = 4\n\n[[runs]]\nstrategy = "sc"\nn = 4\nrun_id = "a"\n\n'
+        '[[runs]]\nstrategy = "pdr"\nrun_id = "b"\noptions = {drafts = 2, rounds = 3}\n')
+    r = tts("eval", "--config", "job.toml", "--limit", "3", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("accuracy:") == 2
+    a = json.loads((tmp_path / "results" / "a" / "config.json").read_text())
+    b = json.loads((tmp_path / "results" / "b" / "config.json").read_text())
+    assert a["limit"] == 3 and a["strategy_config"]["n"] == 4  # the command line beats the file
+    assert b["strategy_config"]["drafts"] == 2 and b["strategy_config"]["rounds"] == 3
+    assert len(a["manifest"]["git_revision"] or "x" * 40) == 40 and a["manifest"]["seed"] == 0
+    assert len(rows(tmp_path / "results" / "b")) == 3
+    r = tts("eval", "--engine", "sim", "--strategy", "pdr", "-o", "rounds=2", "-o", "nonsense=1", cwd=tmp_path)
+    assert "has no option nonsense" in one_error_line(r)
+    (tmp_path / "bad.toml").write_text("[[runs]]\nstrategy = 'sc'\ncolour = 'red'\n")
+    assert "run 1: colour" in one_error_line(tts("eval", "--config", "bad.toml", cwd=tmp_path))

@@ -37,20 +37,6 @@ def _strategy_config(name: str, **options: Any):
     return spec, strategies.make_config(spec, **options)
 
 
-def _prune_config(on: bool, signal: str, threshold: float, checkpoint: int, shadow: bool):
-    if not on:
-        return None
-    from pydantic import ValidationError
-
-    from tts.prune import PruneConfig
-    from tts.errors import ConfigError
-
-    try:
-        return PruneConfig(signal=signal, threshold=threshold, checkpoint_tokens=checkpoint, shadow=shadow)
-    except ValidationError as e:
-        raise ConfigError(f"invalid pruning option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
-
-
 def _budget(tokens: int | None, calls: int | None, seconds: float | None) -> BudgetConfig:
     return BudgetConfig(max_tokens=tokens, max_calls=calls, max_seconds=seconds)
 
@@ -96,6 +82,7 @@ def solve(
 
 @app.command("eval")
 def eval_(
+    ctx: typer.Context,
     task: str = typer.Option("gsm8k", help="task name"),
     data: Optional[Path] = typer.Option(None, help="problems file in the task's format (default: bundled set)"),
     strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
@@ -114,58 +101,61 @@ def eval_(
     budget_seconds: Optional[float] = typer.Option(None, help="wall seconds per problem"),
     sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
     sim_latency: float = typer.Option(0.001, help="engine sim: seconds per token"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
     prune: bool = typer.Option(False, "--prune", help="prune redundant in-flight samples (strategies that sample)"),
     prune_signal: str = typer.Option("step", help="prefix | step | probe | mix"),
     prune_threshold: float = typer.Option(0.9, help="cosine similarity that makes two traces redundant"),
     prune_checkpoint: int = typer.Option(64, help="score traces every this many generated tokens"),
     prune_shadow: bool = typer.Option(False, help="finish pruned traces afterwards to audit the prunes"),
+    option: list[str] = typer.Option([], "--option", "-o", help="strategy setting KEY=VALUE, e.g. -o rounds=3"),
+    config: Optional[Path] = typer.Option(None, "--config", help="a TOML job file of runs (see tts/jobs.py)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Run a strategy over a task's problems; write results/<run-id>/ and print the accuracy."""
-    from tts.runner import run_eval
+    """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""
+    from tts.jobs import RunSpec, load_job, run_spec
 
-    async def go() -> tuple[dict, Path]:
-        spec, config = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                        early_stop=early_stop,
-                                        prune=_prune_config(prune, prune_signal, prune_threshold, prune_checkpoint,
-                                                            prune_shadow))
-        if prune and "prune" not in spec.config.model_fields:
-            _fail(f"--prune does not apply to strategy '{spec.name}' (it applies to: self-consistency, pdr, sr)")
-        t = tasks.get(task)
-        problems = t.load(data)[:limit]
-        eng_name = engine or "vllm"
-        rid = run_id
-        if resume and rid is None:
-            runs = sorted((p for p in output.glob("*/config.json")), key=lambda p: p.stat().st_mtime)
-            if not runs:
-                _fail(f"--resume: no run folder in {output}")
-            rid = runs[-1].parent.name
-        rid = rid or f"{task}-{spec.name}-{eng_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_config = {"task": task, "data": str(data) if data else "bundled", "strategy": spec.name,
-                      "strategy_config": config.model_dump(), "engine": eng_name, "model": model,
-                      "base_url": base_url, "seed": seed, "limit": limit, "concurrency": concurrency,
-                      "budget": _budget(budget_tokens, budget_calls, budget_seconds).model_dump(),
-                      **({"sim": {"accuracy": sim_accuracy, "latency_per_token_s": sim_latency}}
-                         if eng_name == "sim" else {})}
-        run_dir = output / rid
-        eng = await make_engine(engine, model=model, base_url=base_url, problems=problems, seed=seed,
-                                sim={"accuracy": sim_accuracy, "latency_per_token_s": sim_latency},
-                                responder=t.sim_responder(problems) if t.sim_responder else None)
+    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option")}
+    try:
+        options = dict(_parse_option(o) for o in option)
+    except ValueError as e:
+        _fail(str(e))
+    if config:
+        # typer may carry its own copy of click's enum: compare by name
+        explicit = {k: v for k, v in given.items()
+                    if getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"}
+        if options:
+            explicit["options"] = options
+        make_specs = lambda: load_job(config, explicit)  # noqa: E731
+    else:
+        make_specs = lambda: [RunSpec(**given, options=options)]  # noqa: E731
+
+    async def go() -> list[tuple[dict, Path]]:
+        engines: dict = {}
+        out = []
         try:
-            summary = await run_eval(eng, t, spec, config, problems, run_dir, run_config, resume=resume,
-                                     concurrency=concurrency,
-                                     budget=_budget(budget_tokens, budget_calls, budget_seconds), progress=progress)
+            for spec in make_specs():
+                out.append(await run_spec(spec, engines, progress))
         finally:
-            await eng.aclose()
-        return summary, run_dir
+            for engine in engines.values():
+                await engine.aclose()
+        return out
 
-    summary, run_dir = _guard(go)
-    lo, hi = summary["accuracy_ci95"]
-    typer.echo(f"accuracy: {summary['accuracy']:.3f} ({summary['correct']}/{summary['problems']}, 95% CI "
-               f"{lo:.3f}-{hi:.3f})  tokens: {summary['completion_tokens']} generated, "
-               f"{summary['cached_prompt_tokens']} cached prompt  calls: {summary['calls']}  "
-               f"wall: {summary['wall_seconds']:.1f} s")
-    typer.echo(f"results: {run_dir}")
+    for summary, run_dir in _guard(go):
+        lo, hi = summary["accuracy_ci95"]
+        typer.echo(f"accuracy: {summary['accuracy']:.3f} ({summary['correct']}/{summary['problems']}, 95% CI "
+                   f"{lo:.3f}-{hi:.3f})  tokens: {summary['completion_tokens']} generated, "
+                   f"{summary['cached_prompt_tokens']} cached prompt  calls: {summary['calls']}  "
+                   f"wall: {summary['wall_seconds']:.1f} s")
+        typer.echo(f"results: {run_dir}")
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--option wants KEY=VALUE, got '{text}'")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 @app.command("setup-model")
