@@ -43,8 +43,10 @@ class SCConfig(Frozen):
 
 def to_sample(ctx: Context, index: int, completion: Completion) -> Sample:
     stats = trace_stats(completion.logprobs) if completion.logprobs else None
-    return Sample(index=index, text=completion.text, answer=ctx.task.extract(completion.text),
-                  completion_tokens=completion.completion_tokens, stats=stats)
+    answer = ctx.task.extract(completion.text)
+    ctx.emit("partial_answer", answer=answer)  # anytime consumers (the server's stream) watch these
+    return Sample(index=index, text=completion.text, answer=answer, completion_tokens=completion.completion_tokens,
+                  stats=stats)
 
 
 def outcome_sample(o: BranchOutcome[Sample]) -> Sample:

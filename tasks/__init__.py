@@ -25,6 +25,8 @@ class Task:
     sim_responder: Callable | None = None
 
     def messages(self, problem: Problem) -> tuple[Message, ...]:
+        if "messages" in problem.meta:  # a chat request (tts serve) brings its own messages
+            return tuple(Message(**m) for m in problem.meta["messages"])
         return (Message(role="user", content=self.prompt.format(question=problem.question)),)
 
 

@@ -236,6 +236,30 @@ def trace(run: Path = typer.Argument(..., help="a run folder"),
         typer.echo(f"png: {png}")
 
 
+@app.command()
+def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
+          base_url: Optional[str] = typer.Option(None, help="upstream OpenAI-compatible server (engine openai)"),
+          task: str = typer.Option("gsm8k", help="answer extraction and voting used by the strategies"),
+          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100),
+          sim_accuracy: float = typer.Option(0.7), sim_latency: float = typer.Option(0.001)) -> None:
+    """Serve /v1/chat/completions and /v1/models; the model name picks the strategy (e.g. sc8:qwen)."""
+    import uvicorn
+
+    from tts.server import build_app
+
+    async def go() -> None:
+        eng = await make_engine(engine, model=model, base_url=base_url,
+                                sim={"accuracy": sim_accuracy, "latency_per_token_s": sim_latency})
+        try:
+            app_ = build_app(eng, task, upstream=(model or engine or "vllm").split("/")[-1])
+            server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))
+            await server.serve()
+        finally:
+            await eng.aclose()
+
+    _guard(go)
+
+
 @app.command("strategies")
 def list_strategies() -> None:
     """List the registered strategies."""

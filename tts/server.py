@@ -1,0 +1,187 @@
+"""`tts serve`: an OpenAI-compatible server whose models are strategies over an upstream engine.
+
+The requested model name selects the strategy: `sc8:qwen` is self-consistency with 8 samples, `greedy:qwen`,
+`pdr:qwen`, `sr:qwen`, `apr:qwen` (the part after the colon names the upstream model and is informational for
+in-process engines). Usage counts every branch's tokens. With `stream=True`, chunks carry the current consensus as
+it forms (`tts.consensus`, an extra field OpenAI clients ignore), then the final answer as content. A client that
+disconnects cancels its run, and so its branches and their engine requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+import strategies
+import tasks
+from tts.budget import Budget
+from tts.context import Context
+from tts.errors import ConfigError
+from tts.trace import Tracer
+from tts.types import Answer, Problem
+
+PRESETS = {"sc": "self-consistency", "greedy": "greedy", "pdr": "pdr", "sr": "sr", "apr": "apr"}
+
+
+def parse_model(name: str) -> tuple[str, dict[str, Any], str]:
+    """'sc8:qwen' -> ('self-consistency', {'n': 8}, 'qwen')."""
+    head, _, upstream = name.partition(":")
+    m = re.fullmatch(r"([a-z-]+?)(\d*)", head)
+    if not m or m.group(1) not in PRESETS:
+        raise ConfigError(f"unknown model '{name}': use <strategy>[n]:<model> with strategy in {', '.join(PRESETS)}")
+    options = {"n": int(m.group(2))} if m.group(2) else {}
+    return PRESETS[m.group(1)], options, upstream
+
+
+def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tokens: int = 512):
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    task = tasks.get(task_name)
+    stats = {"requests": 0, "cancelled": 0, "in_flight": 0}
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
+
+    async def models(_: Request) -> JSONResponse:
+        ids = [f"{p}{'8' if p == 'sc' else ''}:{upstream}" for p in PRESETS]
+        return JSONResponse({"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "tts"}
+                                                        for i in ids]})
+
+    async def stats_route(_: Request) -> JSONResponse:
+        return JSONResponse({**stats, "engine_aborted": getattr(engine, "aborted", None)})
+
+    def prepare(body: dict):
+        strategy, options, _ = parse_model(str(body.get("model", "")))
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise ConfigError("'messages' must be a non-empty list")
+        spec = strategies.get(strategy)
+        if body.get("max_tokens") or body.get("max_completion_tokens"):
+            options["max_tokens"] = body.get("max_completion_tokens") or body["max_tokens"]
+        options.setdefault("max_tokens", max_tokens)
+        if body.get("temperature") is not None and strategy != "greedy":
+            options["temperature"] = body["temperature"]
+        config = strategies.make_config(spec, **options)
+        question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        problem = Problem(id=uuid.uuid4().hex[:8], question=str(question),
+                          meta={"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
+        return spec, config, problem
+
+    def response_text(answer: Answer) -> str:
+        chosen = next((s for s in answer.samples if s.status == "ok" and s.answer == answer.answer), None)
+        return chosen.text if chosen else (answer.samples[0].text if answer.samples else "")
+
+    def usage(ctx: Context) -> dict:
+        return {"prompt_tokens": ctx.usage.prompt_tokens, "completion_tokens": ctx.usage.completion_tokens,
+                "total_tokens": ctx.usage.prompt_tokens + ctx.usage.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": ctx.usage.cached_prompt_tokens}}
+
+    async def run_until_disconnect(request: Request, coro):
+        """Run the strategy; if the client goes away first, cancel it (and so every branch)."""
+        async def watch() -> None:
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.05)
+
+        async with asyncio.TaskGroup() as tg:
+            work = tg.create_task(coro)
+            watcher = tg.create_task(watch())
+            done, _ = await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                stats["cancelled"] += 1
+                work.cancel()
+            else:
+                watcher.cancel()
+        return None if work.cancelled() else work.result()
+
+    async def chat(request: Request):
+        try:
+            body = await request.json()
+            spec, config, problem = prepare(body)
+        except (ConfigError, json.JSONDecodeError, KeyError, TypeError) as e:
+            return error(400, str(e))
+        ctx = Context(engine, budget=Budget(), tracer=Tracer(run=problem.id), task=task)
+        rid, created, model = f"chatcmpl-{problem.id}", int(time.time()), body["model"]
+        stats["requests"] += 1
+        if not body.get("stream"):
+            stats["in_flight"] += 1
+            try:
+                answer = await run_until_disconnect(request, spec.run(ctx, problem, config))
+            finally:
+                stats["in_flight"] -= 1
+            if answer is None:
+                return error(499, "client disconnected")
+            return JSONResponse({
+                "id": rid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": response_text(answer)}}],
+                "usage": usage(ctx), "tts": {"answer": answer.answer, "votes": answer.votes,
+                                            "stopped_early": answer.stopped_early, "note": answer.note}})
+
+        async def events():
+            queue: asyncio.Queue = asyncio.Queue()
+            last: list = [None]
+
+            answers: list[str] = []
+
+            def consensus(event: dict) -> None:
+                if event["kind"] == "partial_answer" and event.get("answer") is not None:
+                    answers.append(event["answer"])
+                    queue.put_nowait("tick")
+
+            original = ctx.tracer.emit
+
+            def emit(kind, **data):
+                event = original(kind, **data)
+                consensus(event)
+                return event
+
+            ctx.tracer.emit = emit
+            stats["in_flight"] += 1
+
+            def chunk(delta: dict, finish=None, extra=None) -> str:
+                payload = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
+                return f"data: {json.dumps(payload)}\n\n"
+
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    work = tg.create_task(spec.run(ctx, problem, config))
+                    work.add_done_callback(lambda _t: queue.put_nowait("done"))
+                    yield chunk({"role": "assistant", "content": ""})
+                    while True:
+                        item = await queue.get()
+                        if item == "done":
+                            break
+                        votes = _count(task.canonicalize(list(answers)))
+                        if votes and votes != last[0]:
+                            last[0] = votes
+                            yield chunk({}, extra={"tts": {"consensus": max(votes, key=votes.get), "votes": votes}})
+                    answer = work.result()
+                yield chunk({"content": response_text(answer)})
+                yield chunk({}, finish="stop", extra={"usage": usage(ctx), "tts": {"answer": answer.answer,
+                                                                                   "votes": answer.votes}})
+                yield "data: [DONE]\n\n"
+            except asyncio.CancelledError:
+                stats["cancelled"] += 1  # the client went away: the task group has cancelled the run
+                raise
+            finally:
+                stats["in_flight"] -= 1
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"]),
+                             Route("/tts/stats", stats_route)])
+
+
+def _count(answers: list[str | None]) -> dict[str, int]:
+    votes: dict[str, int] = {}
+    for a in answers:
+        if a is not None:
+            votes[a] = votes.get(a, 0) + 1
+    return votes
