@@ -108,6 +108,9 @@ def eval_(
     prune_shadow: bool = typer.Option(False, help="finish pruned traces afterwards to audit the prunes"),
     option: list[str] = typer.Option([], "--option", "-o", help="strategy setting KEY=VALUE, e.g. -o rounds=3"),
     config: Optional[Path] = typer.Option(None, "--config", help="a TOML job file of runs (see tts/jobs.py)"),
+    executor: str = typer.Option("local", help="local, or ray (problems spread over Ray workers)"),
+    workers: int = typer.Option(2, help="Ray workers (executor ray)"),
+    ray_address: Optional[str] = typer.Option(None, help="an existing Ray cluster (default: start a local one)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""

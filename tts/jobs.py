@@ -52,6 +52,9 @@ class RunSpec(BaseModel):
     prune_threshold: float = 0.9
     prune_checkpoint: int = 64
     prune_shadow: bool = False
+    executor: str = "local"  # or "ray": problems spread over Ray workers
+    workers: int = 2
+    ray_address: str | None = None
     options: dict[str, Any] = {}
 
     def budget(self) -> BudgetConfig:
@@ -144,6 +147,14 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                   "budget": spec.budget().model_dump(), "manifest": manifest(spec),
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
                      if kind == "sim" else {})}
+    if spec.executor == "ray":
+        from tts.ray_executor import run_eval_ray
+
+        run_dir = spec.output / rid
+        return await run_eval_ray(spec, problems, run_dir, run_config, workers=spec.workers,
+                                  address=spec.ray_address), run_dir
+    if spec.executor != "local":
+        raise ConfigError(f"unknown executor '{spec.executor}'; known: local, ray")
     key = (kind, spec.model, spec.base_url)
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
         engine = await make_engine(kind, model=spec.model, base_url=spec.base_url, problems=problems, seed=spec.seed,

@@ -1,0 +1,91 @@
+"""`--executor ray`: spread a run's problems over Ray workers, each with its own engine (or all pointing at one
+OpenAI-compatible endpoint), while the driver alone writes the results folder: rows come back to it as each batch
+finishes and are appended once, so nothing is lost or written twice, and --resume works as in-process."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from tts.errors import ConfigError
+
+
+class _Worker:
+    """A Ray actor: one engine, problems solved concurrently on its own event loop."""
+
+    def __init__(self, spec_json: str, problems_json: str) -> None:
+        from tts.jobs import RunSpec
+        from tts.types import Problem
+
+        self.spec = RunSpec.model_validate_json(spec_json)
+        self.problems = [Problem.model_validate(p) for p in json.loads(problems_json)]
+        self.engine = None
+
+    async def solve(self, ids: list[str]) -> list[dict]:
+        import tasks
+        from engine_adapters import make_engine
+        from tts.jobs import strategy_config
+        from tts.runner import solve_one
+
+        spec = self.spec
+        task = tasks.get(spec.task)
+        if self.engine is None:
+            self.engine = await make_engine(spec.engine or "vllm", model=spec.model, base_url=spec.base_url,
+                                            problems=self.problems, seed=spec.seed,
+                                            sim={"accuracy": spec.sim_accuracy,
+                                                 "latency_per_token_s": spec.sim_latency},
+                                            responder=task.sim_responder(self.problems) if task.sim_responder else None)
+        s, config = strategy_config(spec)
+        by_id = {p.id: p for p in self.problems}
+        sem = asyncio.Semaphore(spec.concurrency)
+
+        async def one(pid: str) -> dict:
+            async with sem:
+                row, tracer = await solve_one(self.engine, task, s, config, by_id[pid], spec.budget())
+                row["trace"] = tracer.events
+                return row
+
+        async with asyncio.TaskGroup() as tg:
+            jobs = [tg.create_task(one(pid)) for pid in ids]
+        return [j.result() for j in jobs]
+
+
+async def run_eval_ray(spec, problems, run_dir: Path, run_config: dict, *, workers: int = 2,
+                       batch: int = 8, address: str | None = None) -> dict:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs the `ray` extra (pip install 'tts[ray]')") from None
+    from tts.runner import RESULTS, SUMMARY, TRACE, prepare_run_dir, summarize
+
+    done = prepare_run_dir(run_dir, run_config, spec.resume)
+    rows = [done[p.id] for p in problems if p.id in done]
+    todo = [p.id for p in problems if p.id not in done]
+    ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+             ignore_reinit_error=True, log_to_driver=False, configure_logging=False)
+    actor = ray.remote(num_cpus=1)(_Worker)
+    payload = json.dumps([p.model_dump() for p in problems])
+    pool = [actor.remote(spec.model_dump_json(), payload) for _ in range(workers)]
+    t0 = time.monotonic()
+    batches = [todo[i: i + batch] for i in range(0, len(todo), batch)]
+    try:
+        with (run_dir / RESULTS).open("a") as results, (run_dir / TRACE).open("a") as trace:
+            pending = {pool[i % workers].solve.remote(b): b for i, b in enumerate(batches)}
+            while pending:
+                ready, _ = await asyncio.to_thread(ray.wait, list(pending), num_returns=1)
+                for ref in ready:
+                    pending.pop(ref)
+                    for row in await asyncio.to_thread(ray.get, ref):
+                        for event in row.pop("trace", []):
+                            trace.write(json.dumps(event, default=str) + "\n")
+                        results.write(json.dumps(row) + "\n")
+                        results.flush()
+                        rows.append(row)
+    finally:
+        for a in pool:
+            ray.kill(a)
+    summary = summarize(rows, run_config, time.monotonic() - t0)
+    summary["executor"] = {"kind": "ray", "workers": workers, "batch": batch}
+    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary
