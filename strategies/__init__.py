@@ -53,3 +53,4 @@ from strategies import pdr  # noqa: E402,F401
 from strategies import apr  # noqa: E402,F401
 from strategies import llm_compiler, react  # noqa: E402,F401
 from strategies import code_sc  # noqa: E402,F401
+from strategies import compose  # noqa: E402,F401

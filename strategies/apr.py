@@ -32,6 +32,7 @@ class APRConfig(Frozen):
     join_tokens: int = Field(96, ge=8, description="each child's result is trimmed to this in the join block")
     temperature: float = Field(0.0, ge=0.0)
     seed: int = 0
+    child: str | None = Field(None, description="a strategy expression each child runs instead of one thread")
 
 
 class Thread:
@@ -89,6 +90,14 @@ async def run_thread(ctx: Context, config: APRConfig, messages: tuple[Message, .
 
         async def child(i: int, spec: ChildSpec) -> str:
             prompt = (*context, Message(role="user", content=parser.child_prompt(spec, i)))
+            if config.child:  # the child is a whole strategy run on the parent's context (e.g. self-consistency)
+                from strategies.compose import parse, run_stages
+
+                sub = Problem(id=f"child{i}", question=spec.instruction,
+                              meta={"messages": [m.model_dump() for m in prompt]})
+                answer = await run_stages(ctx, sub, parse(config.child))
+                chosen = next((s.text for s in answer.samples if s.answer == answer.answer and s.text), "")
+                return chosen or (answer.samples[0].text if answer.samples else "")
             slice_ = min(spec.limit or config.child_tokens, config.child_tokens)
             return await run_thread(ctx, config, prompt, depth + 1, slice_, threads)
 

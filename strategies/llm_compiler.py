@@ -43,6 +43,22 @@ class LLMCompilerConfig(Frozen):
     plan_tokens: int = Field(256, ge=16)
     join_tokens: int = Field(128, ge=8)
     temperature: float = Field(0.0, ge=0.0)
+    reasoner: str | None = Field(None, description="a strategy expression offered to the planner as a `reason` tool")
+
+
+def reasoning_tool(ctx: Context, expr: str, task_name: str = "math") -> Tool:
+    import tasks
+    from strategies.compose import parse, run_stages
+
+    stages = parse(expr)
+    sub = ctx.derive(tasks.get(task_name))  # answers read as math answers; same budget, trace and usage
+
+    async def reason(question: str) -> str:
+        """Think a sub-question through with a reasoning strategy and return its answer."""
+        answer = await run_stages(sub, Problem(id="sub", question=question), stages)
+        return answer.answer if answer.answer is not None else "no answer"
+
+    return Tool(reason, timeout_s=600)
 
 
 def _observation(task: PlanTask, outcome) -> str:
@@ -98,6 +114,8 @@ async def execute_plan(ctx: Context, problem: Problem, tools: dict[str, Tool], c
 
 async def run(ctx: Context, problem: Problem, config: LLMCompilerConfig) -> Answer:
     tools = ctx.task.tools()
+    if config.reasoner:
+        tools["reason"] = reasoning_tool(ctx, config.reasoner)
     timings: dict = {}
     history, all_obs, all_errors, text = "", [], [], ""
     for attempt in range(config.max_replans + 1):

@@ -104,6 +104,12 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig) -> Answer:
     samples: list[Sample] = []
     previous: str | None = None
     stopped = False
+    upstream = ctx.scratch.get("upstream")
+    if upstream is not None:  # composed after a sampling stage: its surviving samples are round 0's drafts
+        survivors = [s for s in upstream.samples if s.status == "ok"]
+        if survivors:
+            previous = upstream.answer
+            workspace = await distill(ctx, problem, survivors, config)
     for r in range(config.rounds):
         before = ctx.usage
         messages = base if workspace is None else (

@@ -32,7 +32,22 @@ class Context:
         self.tracer = tracer or Tracer()
         self.usage = Usage()
         self._child_counter: dict[Path, int] = {}
-        self.scratch: dict[str, Any] = {}  # per-run notes a reusable step leaves for the strategy that called it
+        self.scratch: dict[str, Any] = {}
+        self._parent: Context | None = None  # per-run notes a reusable step leaves for the strategy that called it
+
+    def derive(self, task: Any) -> "Context":
+        """A context for a nested strategy that reads answers another way (another task), sharing this one's
+        engine, budget, trace and branch numbering; its usage is charged here too."""
+        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task)
+        sub._child_counter = self._child_counter
+        sub._parent = self
+        return sub
+
+    def _charge(self, usage: Usage) -> None:
+        ctx: Context | None = self
+        while ctx is not None:
+            ctx.usage = ctx.usage + usage
+            ctx = ctx._parent
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` by the engine's tokenizer, or a conservative estimate (1 per 3 characters) without one."""
@@ -83,7 +98,7 @@ class Context:
             calls=1,
             max_prompt_tokens=max((c.prompt_tokens for c in completions), default=0),
         )
-        self.usage = self.usage + call_usage
+        self._charge(call_usage)
         seconds = round(time.monotonic() - t0, 6)
         self.tracer.set_status(node, "done", tokens=used, seconds=seconds)
         self.emit("call_end", node=node, status="ok", seconds=seconds, **call_usage.model_dump(exclude={"calls", "max_prompt_tokens"}),
@@ -126,14 +141,14 @@ class Context:
             self.tracer.set_status(node, "done" if completion else "cancelled", tokens=generated)
             if completion is None:
                 # what a cancelled stream cost still counts: its generated tokens and the call
-                self.usage = self.usage + Usage(completion_tokens=generated, calls=1)
+                self._charge(Usage(completion_tokens=generated, calls=1))
             self.emit("call_end", node=node, status=status, completion_tokens=generated,
                       seconds=round(time.monotonic() - t0, 6))
         if completion is None:
             raise RuntimeError("the engine's stream ended without a final completion")
-        self.usage = self.usage + Usage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-                                        cached_prompt_tokens=completion.cached_prompt_tokens, calls=1,
-                                        max_prompt_tokens=completion.prompt_tokens)
+        self._charge(Usage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+                           cached_prompt_tokens=completion.cached_prompt_tokens, calls=1,
+                           max_prompt_tokens=completion.prompt_tokens))
         return completion
 
     def _next_child(self) -> Path:

@@ -107,6 +107,13 @@ def manifest(spec: RunSpec) -> dict[str, Any]:
 def strategy_config(spec: RunSpec):
     from tts.prune import PruneConfig
 
+    if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
+        from strategies.compose import parse
+
+        parse(spec.strategy)  # validate now, with a clear error, before any engine starts
+        spec = spec.model_copy(update={"options": {**spec.options, "expr": spec.strategy}, "strategy": "compose"})
+        s = strategies.get("compose")
+        return s, strategies.make_config(s, **spec.options)
     s = strategies.get(spec.strategy)
     prune = None
     if spec.prune:

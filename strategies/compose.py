@@ -1,0 +1,110 @@
+"""Strategies composed as values, in a small text form checked before anything runs:
+
+    sc(n=8, prune="step") | pdr(rounds=1)     self-consistency with pruned samples, then PDR refining the survivors
+    apr(child="sc(n=4)")                       APR whose children each run self-consistency
+    llm-compiler(reasoner="sc(n=4)")           LLMCompiler with a `reason` tool that is itself a strategy
+
+An expression is a strategy name with keyword options (`sc8` is `sc(n=8)`), and `a | b` feeds a's samples to b as
+its first drafts. Every stage runs on the same context: one budget for the whole tree and one trace DAG. The text is
+parsed with `ast` and only names, calls, keywords, literals and `|` are accepted.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import strategies
+from strategies import StrategySpec, register
+from tts.context import Context
+from tts.errors import ConfigError
+from tts.types import Answer, Frozen, Problem
+
+
+@dataclass(frozen=True)
+class Stage:
+    spec: StrategySpec
+    config: BaseModel
+
+
+def _name(node: ast.AST, text: str) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):  # llm-compiler parses as llm - compiler
+        return f"{_name(node.left, text)}-{_name(node.right, text)}"
+    raise ConfigError(f"strategy expression '{text}': expected a strategy name, got {ast.unparse(node)}")
+
+
+def _literal(node: ast.AST, text: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise ConfigError(f"strategy expression '{text}': option values must be literals, got "
+                          f"{ast.unparse(node)}") from None
+
+
+def _stage(node: ast.AST, text: str) -> Stage:
+    options: dict[str, Any] = {}
+    if isinstance(node, ast.Call):
+        if node.args:
+            raise ConfigError(f"strategy expression '{text}': options are keywords (name=value)")
+        options = {k.arg: _literal(k.value, text) for k in node.keywords}
+        node = node.func
+    name = _name(node, text)
+    if m := re.fullmatch(r"([a-z]+)(\d+)", name):  # sc8 = sc(n=8)
+        name, options = m.group(1), {"n": int(m.group(2)), **options}
+    hyphen = name.replace("_", "-")
+    spec = strategies.get(hyphen if hyphen in strategies.names() else name)
+    if isinstance(options.get("prune"), str):
+        options["prune"] = {"signal": options["prune"]}
+    unknown = set(options) - set(spec.config.model_fields)
+    if unknown:
+        raise ConfigError(f"strategy expression '{text}': {spec.name} has no option {', '.join(sorted(unknown))}")
+    for key in ("child", "reasoner"):  # nested expressions are checked now, not when a branch reaches them
+        if isinstance(options.get(key), str):
+            parse(options[key])
+    return Stage(spec, strategies.make_config(spec, **options))
+
+
+def parse(text: str) -> list[Stage]:
+    """Parse and validate a composition; raises ConfigError with the reason."""
+    source = text.strip()
+    for name in strategies.names():  # hyphenated names are not Python names
+        if "-" in name:
+            source = re.sub(rf"(?<![\w'\"]){re.escape(name)}(?![\w'\"])", name.replace("-", "_"), source)
+    try:
+        tree = ast.parse(source, mode="eval").body
+    except SyntaxError as e:
+        raise ConfigError(f"strategy expression '{text}': {e.msg}") from None
+    stages: list[ast.AST] = []
+    while isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.BitOr):
+        stages.insert(0, tree.right)
+        tree = tree.left
+    stages.insert(0, tree)
+    return [_stage(node, text) for node in stages]
+
+
+async def run_stages(ctx: Context, problem: Problem, stages: list[Stage]) -> Answer:
+    answer: Answer | None = None
+    for i, stage in enumerate(stages):
+        if answer is not None:
+            ctx.scratch["upstream"] = answer  # the next stage starts from the previous one's samples
+        ctx.emit("stage", index=i, strategy=stage.spec.name)
+        answer = await stage.spec.run(ctx, problem, stage.config)
+        ctx.scratch.pop("upstream", None)
+    return answer
+
+
+class ComposeConfig(Frozen):
+    expr: str = Field(..., description="a composition, e.g. sc(n=8, prune='step') | pdr(rounds=1)")
+
+
+async def run(ctx: Context, problem: Problem, config: ComposeConfig) -> Answer:
+    answer = await run_stages(ctx, problem, parse(config.expr))
+    return answer.model_copy(update={"meta": {**answer.meta, "composition": config.expr}})
+
+
+register(StrategySpec("compose", run, ComposeConfig))
