@@ -115,7 +115,7 @@ class Pruner:
                     continue
                 if group.cancel(i, f"pruned: redundant with branch {cluster[0][0]} ({c.signal}, sim {sim:.3f})"):
                     alive -= 1
-                    record = {"branch": i, "path": list(group.paths[i]), "cluster": k, "representative": cluster[0][0],
+                    record = {"branch": i, "branch_path": list(group.paths[i]), "cluster": k, "representative": cluster[0][0],
                               "similarity": round(sim, 4), "tokens_at_prune": self.tokens[i], "signal": c.signal,
                               "probe_answer": probes.get(i), "partial_text": self.text[i]}
                     self.pruned.append(record)

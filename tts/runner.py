@@ -23,6 +23,7 @@ from tts.budget import Budget, BudgetConfig
 from tts.context import Context
 from tts.engine import Engine
 from tts.errors import ConfigError, EngineUnavailable
+from tts.otel import export as export_spans
 from tts.trace import Tracer
 from tts.types import Problem
 
@@ -75,6 +76,7 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
     row.update(usage=ctx.usage.model_dump(), seconds=round(time.monotonic() - t0, 4))
     tracer.set_status("root", "error" if "error" in row else "done", seconds=row["seconds"])
     tracer.emit("dag", dag=tracer.dag_json())
+    export_spans(tracer)  # OpenTelemetry, when TTS_OTEL names an exporter
     return row, tracer
 
 

@@ -31,11 +31,12 @@ class Tracer:
         self.dag = nx.DiGraph()
         self.dag.add_node(path_id(ROOT), kind="root", status="running")
         self._t0 = time.monotonic()
+        self.wall0_ns = time.time_ns()  # wall-clock origin of the events' `t`, for exporters
         self._calls = 0
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
         path = current_path.get()
-        event = {"run": self.run, "t": round(time.monotonic() - self._t0, 6), "path": list(path), "kind": kind, **data}
+        event = {**data, "run": self.run, "t": round(time.monotonic() - self._t0, 6), "path": list(path), "kind": kind}
         self.events.append(event)
         if self.sink is not None:
             self.sink.write(json.dumps(event, default=str) + "\n")
