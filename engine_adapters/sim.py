@@ -9,6 +9,7 @@ Everything (text, length, correctness, logprobs) is a pure function of (seed, pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import random
@@ -104,6 +105,21 @@ class SimulatedEngine:
         tokens = max(1, len(text.split()))
         return text, tokens, c.prefill_s + tokens * c.latency_per_token_s, finish
 
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        """One of the simulator's slots, with its counters; a cancel while inside counts as an abort."""
+        async with self._slots:
+            self.started += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                yield
+            except (asyncio.CancelledError, GeneratorExit):
+                self.aborted += 1
+                raise
+            finally:
+                self.in_flight -= 1
+
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         return await gather_owned(self._one(request, i) for i in range(request.n))
 
@@ -113,45 +129,27 @@ class SimulatedEngine:
         words = re.findall(r"\s*\S+", text)  # keep the whitespace (plans are line-based)
         step = max(1, self.config.chunk_tokens)
         t0 = time.monotonic()
-        async with self._slots:
-            self.started += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            try:
-                await asyncio.sleep(self.config.prefill_s)
-                for i in range(0, len(words), step):
-                    part = words[i: i + step]
-                    await asyncio.sleep(len(part) * self.config.latency_per_token_s)
-                    done = i + step >= len(words)
-                    delta = "".join(part)
-                    if done:
-                        self.finished += 1
-                        final = Completion(text=text, completion_tokens=tokens, finish_reason=finish,
-                                           prompt_tokens=len(request.prompt_text().split()),
-                                           latency_s=time.monotonic() - t0)
-                        yield Chunk(text=delta, completion_tokens=tokens, completion=final)
-                    else:
-                        yield Chunk(text=delta, completion_tokens=i + len(part))
-            except (asyncio.CancelledError, GeneratorExit):
-                self.aborted += 1
-                raise
-            finally:
-                self.in_flight -= 1
+        async with self._slot():
+            await asyncio.sleep(self.config.prefill_s)
+            for i in range(0, len(words), step):
+                part = words[i: i + step]
+                await asyncio.sleep(len(part) * self.config.latency_per_token_s)
+                done = i + step >= len(words)
+                delta = "".join(part)
+                if done:
+                    self.finished += 1
+                    final = Completion(text=text, completion_tokens=tokens, finish_reason=finish,
+                                       prompt_tokens=len(request.prompt_text().split()),
+                                       latency_s=time.monotonic() - t0)
+                    yield Chunk(text=delta, completion_tokens=tokens, completion=final)
+                else:
+                    yield Chunk(text=delta, completion_tokens=i + len(part))
 
     async def _one(self, request: GenerateRequest, choice: int) -> Completion:
         text, tokens, seconds, finish = self.plan(request, choice)
         t0 = time.monotonic()
-        async with self._slots:
-            self.started += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            try:
-                await asyncio.sleep(seconds)
-            except asyncio.CancelledError:
-                self.aborted += 1
-                raise
-            finally:
-                self.in_flight -= 1
+        async with self._slot():
+            await asyncio.sleep(seconds)
         self.finished += 1
         logprobs = None
         if request.logprobs is not None:
