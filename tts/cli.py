@@ -33,8 +33,10 @@ def _fail(message: str) -> None:
 
 
 def _strategy_config(name: str, **options: Any):
-    spec = strategies.get(name)
-    return spec, strategies.make_config(spec, **options)
+    """A strategy name or a composition (e.g. "sc(n=8) | pdr(rounds=1)") and its config."""
+    from tts.jobs import RunSpec, strategy_config
+
+    return strategy_config(RunSpec(strategy=name, **options))
 
 
 def _budget(tokens: int | None, calls: int | None, seconds: float | None) -> BudgetConfig:
