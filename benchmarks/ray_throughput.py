@@ -29,12 +29,15 @@ async def main() -> None:
     base = dict(engine="sim", data=data, n=8, early_stop=False, sim_latency=0.002, output=tmp)
     local_s, local = await timed(RunSpec(**base, concurrency=IN_FLIGHT, run_id="local"))
     ray_s, ray = await timed(RunSpec(**base, concurrency=IN_FLIGHT // 2, run_id="ray", executor="ray", workers=2))
+    warm_s, _ = await timed(RunSpec(**base, concurrency=IN_FLIGHT // 2, run_id="ray2", executor="ray", workers=2))
     shutil.rmtree(tmp)
     assert local["correct"] == ray["correct"] and local["problems"] == ray["problems"] == PROBLEMS
     print(write("ray_throughput", {
         "problems": PROBLEMS, "n": 8, "in_flight_total": IN_FLIGHT, "sim_latency_per_token_s": 0.002,
         "in_process_problems_per_s": round(PROBLEMS / local_s, 2), "ray_2_workers_problems_per_s": round(PROBLEMS / ray_s, 2),
         "ray_over_in_process": round(local_s / ray_s, 3), "ray_wall_includes_cluster_start": True,
+        "ray_warm_cluster_problems_per_s": round(PROBLEMS / warm_s, 2),
+        "ray_warm_over_in_process": round(local_s / warm_s, 3),
         "same_summary": True}))
 
 
