@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import os
 import sys
 import tempfile
 import time
@@ -51,18 +52,18 @@ async def one(latency: float, out: Path) -> tuple[float, float, int]:
     engine = SimulatedEngine.for_problems(probs, SimConfig(latency_per_token_s=latency, slots=N * IN_FLIGHT))
     config = SCConfig(n=N, early_stop=False, batch=False)
     ideal = ideal_makespan(engine, task, probs, config)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = await run_eval(engine, task, strategies.get("sc"), config, probs, out, {}, concurrency=IN_FLIGHT,
                              progress=False)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert summary["problems"] == PROBLEMS and engine.finished == PROBLEMS * N
-    return wall, ideal, engine.max_in_flight
+    return wall, ideal, engine.max_in_flight, cpu
 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        wall, ideal, peak = await one(0.004, Path(tmp) / "a")
-        wall0, _, _ = await one(0.0, Path(tmp) / "b")
+        wall, ideal, peak, _ = await one(0.004, Path(tmp) / "a")
+        wall0, _, _, cpu0 = await one(0.0, Path(tmp) / "b")
     branches = PROBLEMS * N
     result = {
         "problems": PROBLEMS, "n": N, "in_flight": IN_FLIGHT, "latency_per_token_s": 0.004,
@@ -70,6 +71,8 @@ async def main() -> None:
         "peak_concurrent_requests": peak,
         "zero_latency_wall_s": round(wall0, 3),
         "per_branch_overhead_us": round(wall0 / branches * 1e6, 1),
+        "per_branch_cpu_us": round(cpu0 / branches * 1e6, 1),
+        "machine_load_1min": round(os.getloadavg()[0], 2),
         "note": "per-branch overhead includes the whole pipeline: request building, budget, trace events, DAG, "
                 "answer extraction, voting, results and trace files",
     }

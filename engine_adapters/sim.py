@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import math
 import random
@@ -56,6 +57,7 @@ class SimulatedEngine:
         # A scripted responder (e.g. a task's gold planner) replaces the reasoning text where it answers.
         self._responder = responder or (lambda request: None)
         self._slots = asyncio.Semaphore(self.config.slots)
+        self._plans: dict[tuple, tuple[str, int, float, str]] = {}
         self.started = 0
         self.finished = 0
         self.aborted = 0
@@ -67,6 +69,7 @@ class SimulatedEngine:
         """A simulator that knows the gold answer of each problem whose question appears in a prompt."""
         known = [(p.question, p.gold) for p in problems if p.gold is not None]
 
+        @functools.lru_cache(maxsize=100_000)
         def oracle(prompt: str) -> str | None:
             for question, gold in known:
                 if question in prompt:
@@ -76,7 +79,14 @@ class SimulatedEngine:
         return cls(config, oracle)
 
     def plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
-        """The (text, tokens, seconds, finish reason) this simulator produces for one choice of a request."""
+        """The (text, tokens, seconds, finish reason) this simulator produces for one choice of a request.
+        Pure, so memoized: the simulator's own cost should not show up as orchestration overhead."""
+        key = (request.prompt_text(), request.temperature == 0.0, request.seed, choice, request.max_tokens)
+        if key not in self._plans:
+            self._plans[key] = self._plan(request, choice)
+        return self._plans[key]
+
+    def _plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
         c = self.config
         scripted = self._responder(request)
         if scripted is not None:
