@@ -117,7 +117,7 @@ async def run(ctx: Context, problem: Problem, config: APRConfig) -> Answer:
     threads: list[Thread] = []
     allowance = config.thread_tokens * (config.max_spawns + 1)
     text = await run_thread(ctx, config, messages, 0, allowance, threads)
-    answer = ctx.task.extract(text)
+    answer = ctx.task.extract(parser.own_text(text))
     sample = Sample(index=0, text=text, answer=answer, completion_tokens=threads[0].tokens)
     return Answer(answer=answer, votes={answer: 1} if answer else {}, samples=(sample,),
                   meta={"threads": [t.record() for t in threads],

@@ -51,6 +51,10 @@ class XmlSpawn:
     def resume_text(self) -> str:
         return self.close
 
+    def own_text(self, text: str) -> str:
+        """The thread's own words: join blocks (children's results) removed, so an answer is read from the parent."""
+        return re.sub(r"<join>.*?</join>", "", text, flags=re.DOTALL)
+
     def child_prompt(self, spec: ChildSpec, index: int) -> str:
         return (f"You are helper {index + 1}. Solve only this subtask, briefly, and end with 'Result: ...'.\n"
                 f"Subtask: {spec.instruction}")
@@ -80,6 +84,9 @@ class AprSpawn:
 
     def resume_text(self) -> str:
         return "<End Calling Sub Searches>\n"
+
+    def own_text(self, text: str) -> str:
+        return re.sub(r"<Sub Searches>.*?<End Sub Searches>", "", text, flags=re.DOTALL)
 
     def child_prompt(self, spec: ChildSpec, index: int) -> str:
         return spec.instruction + "\n"

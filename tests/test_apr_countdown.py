@@ -153,3 +153,16 @@ def test_countdown_verifier(expr, ok):
 def test_countdown_extract():
     assert countdown.extract("so\nAnswer: $(3 + 4) \\times 5 = 35$.") == "(3 + 4) * 5"
     assert countdown.extract("no answer line") is None
+
+
+async def test_the_answer_is_read_from_the_parent_not_from_a_child_result():
+    def script(request):
+        last = request.messages[-1]
+        if last.role == "user" and last.content.startswith("You are helper"):
+            return ("Answer: 3 * 4 * 5", "stop")  # a child's wrong claim inside the join block
+        if not request.continue_final:
+            return ("<spawn><task>try</task>", "stop")
+        return ("I could not find it.", "stop")
+
+    answer = await run(Context(Scripted(script), task=tasks.get("countdown")), PROBLEM, APRConfig())
+    assert answer.answer is None
