@@ -128,6 +128,7 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
     done = prepare_run_dir(run_dir, config, resume)
     todo = [p for p in problems if p.id not in done]
     rows = [done[p.id] for p in problems if p.id in done]
+    correct = [sum(bool(r.get("correct")) for r in rows)]  # running count for the progress bar
     queue: asyncio.Queue[Problem] = asyncio.Queue()
     for p in todo:
         queue.put_nowait(p)
@@ -143,8 +144,9 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
                 results.flush()
                 trace.flush()
                 rows.append(row)
+                correct[0] += bool(row.get("correct"))
                 bar.update(1)
-                bar.set_postfix(acc=f"{sum(bool(r.get('correct')) for r in rows) / len(rows):.3f}")
+                bar.set_postfix(acc=f"{correct[0] / len(rows):.3f}")
 
         try:
             async with asyncio.TaskGroup() as tg:

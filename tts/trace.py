@@ -17,6 +17,18 @@ ROOT: Path = ()
 current_path: ContextVar[Path] = ContextVar("tts_branch_path", default=ROOT)
 
 
+try:  # msgspec encodes trace events several times faster than json; both give the same JSON lines
+    import msgspec
+
+    _msgspec_encode = msgspec.json.Encoder(enc_hook=str).encode
+
+    def _encode(event: dict[str, Any]) -> str:
+        return _msgspec_encode(event).decode() + "\n"
+except ImportError:  # pragma: no cover
+    def _encode(event: dict[str, Any]) -> str:
+        return json.dumps(event, default=str) + "\n"
+
+
 def path_id(path: Path) -> str:
     return "root" if not path else "root/" + "/".join(map(str, path))
 
@@ -39,7 +51,7 @@ class Tracer:
         event = {**data, "run": self.run, "t": round(time.monotonic() - self._t0, 6), "path": list(path), "kind": kind}
         self.events.append(event)
         if self.sink is not None:
-            self.sink.write(json.dumps(event, default=str) + "\n")
+            self.sink.write(_encode(event))
         return event
 
     # DAG bookkeeping: branches are nodes under their parent; engine calls are leaf nodes of their branch;
