@@ -50,6 +50,12 @@ class OpenAIEngine:
             raise EngineUnavailable(f"engine at {self.base_url} does not serve model '{self.model}' "
                                     f"(it serves: {', '.join(served)})")
 
+    def _retrying(self) -> AsyncRetrying:
+        """Retries with exponential backoff and jitter on 429, 5xx, timeouts and connection errors."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential_jitter(multiplier=self._backoff, max=20, jitter=self._backoff), reraise=True)
+
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         if request.n > 1 and self.n_supported is False:
             return await self._fan_out(request, 0)
@@ -70,10 +76,7 @@ class OpenAIEngine:
 
     async def _request(self, request: GenerateRequest) -> list[Completion]:
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(self._attempts),
-                wait=wait_exponential_jitter(multiplier=self._backoff, max=20, jitter=self._backoff), reraise=True,
-            ):
+            async for attempt in self._retrying():
                 with attempt:
                     async with self._throttler or contextlib.nullcontext():
                         self.requests_sent += 1
@@ -123,10 +126,7 @@ class OpenAIEngine:
         common = dict(model=self.model, max_tokens=request.max_tokens, temperature=request.temperature,
                       top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed, stream=True,
                       stream_options={"include_usage": True})
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(RETRYABLE), stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(multiplier=self._backoff, max=20, jitter=self._backoff), reraise=True,
-        ):
+        async for attempt in self._retrying():
             with attempt:
                 if request.messages is not None:
                     extra = {"extra_body": {"continue_final_message": True, "add_generation_prompt": False}} \

@@ -50,6 +50,14 @@ class VLLMEngine:
             raise EngineUnavailable(f"vLLM could not start model {model}: {type(e).__name__}: {e}") from None
         return cls(llm, model)
 
+    def _params(self, request: GenerateRequest, output_kind):
+        from vllm import SamplingParams
+
+        return SamplingParams(n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
+                              top_p=request.top_p, stop=list(request.stop) or None,
+                              seed=request.seed if self.per_request_seeds else None,
+                              logprobs=request.logprobs, output_kind=output_kind)
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
@@ -61,14 +69,10 @@ class VLLMEngine:
             add_generation_prompt=not request.continue_final, continue_final_message=request.continue_final)
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
-        from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        params = SamplingParams(n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
-                                top_p=request.top_p, stop=list(request.stop) or None,
-                                seed=request.seed if self.per_request_seeds else None,
-                                logprobs=request.logprobs, output_kind=RequestOutputKind.FINAL_ONLY)
+        params = self._params(request, RequestOutputKind.FINAL_ONLY)
         t0 = time.monotonic()
         final = None
         try:
@@ -92,14 +96,10 @@ class VLLMEngine:
         ]
 
     async def stream(self, request: GenerateRequest):
-        from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        params = SamplingParams(n=1, max_tokens=request.max_tokens, temperature=request.temperature,
-                                top_p=request.top_p, stop=list(request.stop) or None,
-                                seed=request.seed if self.per_request_seeds else None,
-                                logprobs=request.logprobs, output_kind=RequestOutputKind.DELTA)
+        params = self._params(request.model_copy(update={"n": 1}), RequestOutputKind.DELTA)
         t0 = time.monotonic()
         text, tokens, finished = "", 0, False
         try:

@@ -15,10 +15,9 @@ def vote_counts(samples: Iterable[Sample]) -> dict[str, int]:
 
 def majority(votes: dict[str, int]) -> str | None:
     """The most-voted answer; a tie goes to the answer whose first sample has the lowest index."""
-    if not votes:
-        return None
-    best = max(votes.values())
-    return next(a for a, v in votes.items() if v == best)
+    from tts.voting import best
+
+    return best(votes)
 
 
 def vote_decided(votes: dict[str, int], pending: int) -> bool:
