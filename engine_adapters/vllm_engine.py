@@ -16,6 +16,11 @@ from tts.errors import EngineUnavailable
 from tts.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 
+def _all_cores() -> str:
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    return ",".join(map(str, cores))
+
+
 class VLLMEngine:
     name = "vllm"
 
@@ -36,6 +41,9 @@ class VLLMEngine:
               dtype: str = "bfloat16", seed: int = 0, max_num_seqs: int = 64) -> "VLLMEngine":
         # Without a KV cache size the CPU build reserves most of the machine's memory.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        # The CPU build's automatic binding keeps one core for its scheduler, which on a 2-core machine halves the
+        # compute; measured on 2 cores, 128 sequences: 126 tok/s with the default binding, 189-214 tok/s on both.
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", _all_cores())
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
