@@ -17,8 +17,16 @@ def default_engine() -> str:
 
 async def make_engine(kind: str | None, *, model: str | None = None, base_url: str | None = None,
                       problems: list[Problem] | None = None, seed: int = 0, sim: dict | None = None,
-                      max_model_len: int = 4096, rate_limit: float | None = None, responder=None) -> Engine:
-    kind = kind or default_engine()
+                      max_model_len: int = 4096, rate_limit: float | None = None, responder=None,
+                      price=None) -> Engine:
+    """`price` (tts.budget.Price) is what the engine's tokens cost, for money budgets and usage reports."""
+    engine = await _make(kind or default_engine(), model=model, base_url=base_url, problems=problems, seed=seed,
+                         sim=sim, max_model_len=max_model_len, rate_limit=rate_limit, responder=responder)
+    engine.price = price
+    return engine
+
+
+async def _make(kind: str, *, model, base_url, problems, seed, sim, max_model_len, rate_limit, responder) -> Engine:
     if kind == "sim":
         from engine_adapters.sim import SimConfig, SimulatedEngine
 

@@ -23,6 +23,8 @@ RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnec
 
 
 class OpenAIEngine:
+
+    price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
     name = "openai"
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, rate_limit: float | None = None,

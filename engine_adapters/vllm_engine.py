@@ -22,6 +22,8 @@ def _all_cores() -> str:
 
 
 class VLLMEngine:
+
+    price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
     name = "vllm"
 
     def __init__(self, llm, model: str) -> None:

@@ -1,8 +1,9 @@
-"""A budget of generated tokens, engine calls and wall seconds shared by every branch of a run.
+"""A budget of generated tokens, engine calls, wall seconds and money shared by every branch of a run.
 
 Tokens are reserved before a call (max_tokens * n) and the unused part refunded after it, so concurrent branches
 can never spend more than the budget together: a call that finds no room is refused with BudgetExhausted, and
-a call that finds only a little room is shortened to fit.
+a call that finds only a little room is shortened to fit. Money works the same way where the engine has a price:
+the call's worst case (its prompt plus max_tokens * n at the engine's prices) is reserved, the real cost charged.
 """
 from __future__ import annotations
 
@@ -18,6 +19,27 @@ class BudgetConfig(Frozen):
     max_tokens: int | None = Field(None, ge=1, description="generated tokens, all branches together")
     max_calls: int | None = Field(None, ge=1, description="engine calls (a request with n>1 is one call)")
     max_seconds: float | None = Field(None, gt=0, description="wall seconds from the start of the run")
+    max_usd: float | None = Field(None, gt=0, description="money, at the engine's prices (engines without one are free)")
+
+
+class Price(Frozen):
+    """What an engine charges, in USD per million tokens (OpenAI-style: cached prompt tokens cost less)."""
+
+    prompt_per_mtok: float = Field(0.0, ge=0)
+    completion_per_mtok: float = Field(0.0, ge=0)
+    cached_prompt_per_mtok: float | None = Field(None, ge=0, description="default: the prompt price")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int = 0) -> float:
+        cached_rate = self.prompt_per_mtok if self.cached_prompt_per_mtok is None else self.cached_prompt_per_mtok
+        uncached = max(prompt_tokens - cached_prompt_tokens, 0)
+        return (uncached * self.prompt_per_mtok + cached_prompt_tokens * cached_rate
+                + completion_tokens * self.completion_per_mtok) / 1e6
+
+
+class Reservation(Frozen):
+    per: int  # max_tokens per completion granted
+    tokens: int
+    usd: float = 0.0
 
 
 class Budget:
@@ -28,6 +50,8 @@ class Budget:
         self.tokens_used = 0
         self.tokens_reserved = 0
         self.calls_used = 0
+        self.usd_used = 0.0
+        self.usd_reserved = 0.0
         self.exhausted_reason: str | None = None
 
     @property
@@ -36,8 +60,9 @@ class Budget:
         s = self.config.max_seconds
         return None if s is None else self.started + s
 
-    def reserve(self, max_tokens: int, n: int) -> int:
-        """Reserve room for a call; returns the max_tokens per completion that fits (maybe fewer than asked)."""
+    def reserve(self, max_tokens: int, n: int, *, price: Price | None = None, prompt_tokens: int = 0) -> Reservation:
+        """Reserve room for a call; grants the max_tokens per completion that fits (maybe fewer than asked).
+        `prompt_tokens` is the caller's estimate of the prompt, needed only when there is a price."""
         c = self.config
         if c.max_seconds is not None and self._clock() >= self.started + c.max_seconds:
             self._exhaust("seconds")
@@ -49,14 +74,29 @@ class Budget:
             per = min(max_tokens, room // n)
             if per < 1:
                 self._exhaust("tokens")
+        usd = 0.0
+        if price is not None:
+            # a request with n > 1 may be fanned out into n requests that each pay for the prompt
+            prompt_usd = price.cost(prompt_tokens * n, 0)
+            if c.max_usd is not None:
+                room = c.max_usd - self.usd_used - self.usd_reserved - prompt_usd
+                per_token = price.completion_per_mtok / 1e6 * n
+                if per_token > 0:
+                    per = min(per, int(room / per_token))
+                if per < 1 or room <= 0:
+                    self._exhaust("usd")
+            usd = prompt_usd + price.cost(0, per * n)
         self.calls_used += 1
         self.tokens_reserved += per * n
-        return per
+        self.usd_reserved += usd
+        return Reservation(per=per, tokens=per * n, usd=usd)
 
-    def settle(self, reserved: int, used: int) -> None:
-        """Release a reservation of `reserved` tokens and charge the `used` ones."""
-        self.tokens_reserved -= reserved
+    def settle(self, reservation: Reservation, used: int, usd: float = 0.0) -> None:
+        """Release a reservation and charge the `used` tokens and the `usd` they cost."""
+        self.tokens_reserved -= reservation.tokens
         self.tokens_used += used
+        self.usd_reserved -= reservation.usd
+        self.usd_used += usd
 
     def _exhaust(self, reason: str) -> None:
         self.exhausted_reason = self.exhausted_reason or reason
@@ -69,6 +109,7 @@ class Budget:
         return {
             "tokens_used": self.tokens_used,
             "calls_used": self.calls_used,
+            "usd_used": round(self.usd_used, 6),
             "seconds": round(self._clock() - self.started, 4),
             "exhausted": self.exhausted_reason,
         }

@@ -101,6 +101,8 @@ def eval_(
     budget_tokens: Optional[int] = typer.Option(None, help="generated tokens per problem"),
     budget_calls: Optional[int] = typer.Option(None, help="engine calls per problem"),
     budget_seconds: Optional[float] = typer.Option(None, help="wall seconds per problem"),
+    budget_usd: Optional[float] = typer.Option(None, help="USD per problem, at --price"),
+    price: Optional[str] = typer.Option(None, help="the engine's price: PROMPT,COMPLETION[,CACHED] USD per 1M tokens"),
     sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
     sim_latency: float = typer.Option(0.001, help="engine sim: seconds per token"),
     prune: bool = typer.Option(False, "--prune", help="prune redundant in-flight samples (strategies that sample)"),

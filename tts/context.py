@@ -13,7 +13,7 @@ import time
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from tts.branches import BranchGroup, BranchOutcome, StopRule
-from tts.budget import Budget
+from tts.budget import Budget, Reservation
 from tts.engine import Engine
 from tts.errors import BudgetExhausted
 from tts.trace import Path, Tracer, current_path
@@ -21,6 +21,14 @@ from tts.types import Chunk, Completion, GenerateRequest, Usage
 
 T = TypeVar("T")
 __all__ = ["Context", "BranchOutcome", "BranchGroup"]
+
+
+_NO_DEADLINE = contextlib.nullcontext()
+
+
+def _deadline(when: float | None):
+    # most runs have no time budget: skip arming a timeout for each of their engine calls
+    return _NO_DEADLINE if when is None else asyncio.timeout_at(when)
 
 
 class Context:
@@ -61,17 +69,26 @@ class Context:
     def emit(self, kind: str, **data: Any) -> None:
         self.tracer.emit(kind, **data)
 
+    def _reserve(self, request: GenerateRequest) -> tuple[GenerateRequest, Reservation]:
+        price = getattr(self.engine, "price", None)
+        prompt = self.count_tokens(request.prompt_text()) if price is not None else 0
+        reserved = self.budget.reserve(request.max_tokens, request.n, price=price, prompt_tokens=prompt)
+        if reserved.per < request.max_tokens:
+            request = request.model_copy(update={"max_tokens": reserved.per})
+        return request, reserved
+
+    def _cost(self, prompt: int, completion: int, cached: int) -> float:
+        price = getattr(self.engine, "price", None)
+        return price.cost(prompt, completion, cached) if price is not None else 0.0
+
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         """One engine call, charged to the budget and traced under the current branch."""
-        per = self.budget.reserve(request.max_tokens, request.n)
-        if per < request.max_tokens:
-            request = request.model_copy(update={"max_tokens": per})
-        reserved = per * request.n
+        request, reserved = self._reserve(request)
         node = self.tracer.add_call()
         self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens, temperature=request.temperature)
         t0 = time.monotonic()
         try:
-            async with asyncio.timeout_at(self.budget.deadline):
+            async with _deadline(self.budget.deadline):
                 completions = await self.engine.generate(request)
         except TimeoutError:
             self.budget.settle(reserved, 0)
@@ -90,18 +107,17 @@ class Context:
             self.emit("call_end", node=node, status="error", error=repr(e))
             raise
         used = sum(c.completion_tokens for c in completions)
-        self.budget.settle(reserved, used)
-        call_usage = Usage(
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            completion_tokens=used,
-            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in completions),
-            calls=1,
-            max_prompt_tokens=max((c.prompt_tokens for c in completions), default=0),
-        )
+        prompt = sum(c.prompt_tokens for c in completions)
+        cached = sum(c.cached_prompt_tokens for c in completions)
+        usd = self._cost(prompt, used, cached)
+        self.budget.settle(reserved, used, usd)
+        call_usage = Usage(prompt_tokens=prompt, completion_tokens=used, cached_prompt_tokens=cached, calls=1,
+                           max_prompt_tokens=max((c.prompt_tokens for c in completions), default=0), usd=usd)
         self._charge(call_usage)
         seconds = round(time.monotonic() - t0, 6)
         self.tracer.set_status(node, "done", tokens=used, seconds=seconds)
-        self.emit("call_end", node=node, status="ok", seconds=seconds, **call_usage.model_dump(exclude={"calls", "max_prompt_tokens"}),
+        self.emit("call_end", node=node, status="ok", seconds=seconds,
+                  **call_usage.model_dump(exclude={"calls", "max_prompt_tokens", "usd"}),
                   finish=[c.finish_reason for c in completions])
         return completions
 
@@ -117,14 +133,12 @@ class Context:
                 on_chunk(Chunk(text=completion.text, completion_tokens=completion.completion_tokens,
                                completion=completion))
             return completion
-        per = self.budget.reserve(request.max_tokens, 1)
-        if per < request.max_tokens:
-            request = request.model_copy(update={"max_tokens": per})
+        request, reserved = self._reserve(request)
         node = self.tracer.add_call()
         self.emit("call_start", node=node, n=1, max_tokens=request.max_tokens, stream=True)
         t0, generated, completion = time.monotonic(), 0, None
         try:
-            async with asyncio.timeout_at(self.budget.deadline):
+            async with _deadline(self.budget.deadline):
                 async with contextlib.aclosing(self.engine.stream(request)) as chunks:
                     async for chunk in chunks:
                         generated = chunk.completion_tokens
@@ -136,19 +150,24 @@ class Context:
             self.budget.mark_timed_out()
             raise BudgetExhausted("budget exhausted: seconds") from None
         finally:
-            self.budget.settle(per, completion.completion_tokens if completion else generated)
+            if completion is not None:
+                usd = self._cost(completion.prompt_tokens, completion.completion_tokens,
+                                 completion.cached_prompt_tokens)
+                self.budget.settle(reserved, completion.completion_tokens, usd)
+            else:
+                # what a cancelled stream cost still counts: its generated tokens, the prompt it read, the call
+                usd = reserved.usd - self._cost(0, reserved.per - generated, 0)
+                self.budget.settle(reserved, generated, usd)
+                self._charge(Usage(completion_tokens=generated, calls=1, usd=usd))
             status = "ok" if completion else "cancelled"
             self.tracer.set_status(node, "done" if completion else "cancelled", tokens=generated)
-            if completion is None:
-                # what a cancelled stream cost still counts: its generated tokens and the call
-                self._charge(Usage(completion_tokens=generated, calls=1))
             self.emit("call_end", node=node, status=status, completion_tokens=generated,
                       seconds=round(time.monotonic() - t0, 6))
         if completion is None:
             raise RuntimeError("the engine's stream ended without a final completion")
         self._charge(Usage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
                            cached_prompt_tokens=completion.cached_prompt_tokens, calls=1,
-                           max_prompt_tokens=completion.prompt_tokens))
+                           max_prompt_tokens=completion.prompt_tokens, usd=usd))
         return completion
 
     def _next_child(self) -> Path:

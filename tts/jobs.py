@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 import strategies
 import tasks
-from tts.budget import BudgetConfig
+from tts.budget import BudgetConfig, Price
 from tts.errors import ConfigError, DataError
 
 
@@ -45,6 +45,8 @@ class RunSpec(BaseModel):
     budget_tokens: int | None = None
     budget_calls: int | None = None
     budget_seconds: float | None = None
+    budget_usd: float | None = None
+    price: str | None = None  # "PROMPT,COMPLETION[,CACHED]" USD per million tokens, for the money budget
     sim_accuracy: float = 0.7
     sim_latency: float = 0.001
     prune: bool = False
@@ -59,7 +61,26 @@ class RunSpec(BaseModel):
 
     def budget(self) -> BudgetConfig:
         return BudgetConfig(max_tokens=self.budget_tokens, max_calls=self.budget_calls,
-                            max_seconds=self.budget_seconds)
+                            max_seconds=self.budget_seconds, max_usd=self.budget_usd)
+
+    def engine_price(self) -> Price | None:
+        if self.price is None:
+            if self.budget_usd is not None:
+                raise ConfigError("--budget-usd needs --price PROMPT,COMPLETION (USD per million tokens)")
+            return None
+        return parse_price(self.price)
+
+
+def parse_price(text: str) -> Price:
+    try:
+        parts = [float(x) for x in text.split(",")]
+        if not 2 <= len(parts) <= 3:
+            raise ValueError
+        return Price(prompt_per_mtok=parts[0], completion_per_mtok=parts[1],
+                     cached_prompt_per_mtok=parts[2] if len(parts) == 3 else None)
+    except ValueError:
+        raise ConfigError(f"--price '{text}': expected PROMPT,COMPLETION[,CACHED] in USD per million tokens, "
+                          f"e.g. 0.15,0.60") from None
 
 
 def load_job(path: Path, overrides: dict[str, Any]) -> list[RunSpec]:
@@ -151,7 +172,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     run_config = {"task": spec.task, "data": str(spec.data) if spec.data else "bundled", "strategy": s.name,
                   "strategy_config": json.loads(config.model_dump_json()), "engine": kind, "model": spec.model,
                   "base_url": spec.base_url, "seed": spec.seed, "limit": spec.limit, "concurrency": spec.concurrency,
-                  "budget": spec.budget().model_dump(), "manifest": manifest(spec),
+                  "budget": spec.budget().model_dump(), "price": spec.price, "manifest": manifest(spec),
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
                      if kind == "sim" else {})}
     if spec.executor == "ray":
@@ -162,11 +183,12 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                                   address=spec.ray_address), run_dir
     if spec.executor != "local":
         raise ConfigError(f"unknown executor '{spec.executor}'; known: local, ray")
-    key = (kind, spec.model, spec.base_url)
+    key = (kind, spec.model, spec.base_url, spec.price)
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
         engine = await make_engine(kind, model=spec.model, base_url=spec.base_url, problems=problems, seed=spec.seed,
                                    sim={"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency},
-                                   responder=t.sim_responder(problems) if t.sim_responder else None)
+                                   responder=t.sim_responder(problems) if t.sim_responder else None,
+                                   price=spec.engine_price())
         if kind == "sim":
             try:
                 return await _run(engine, t, s, config, problems, spec, rid, run_config, progress)

@@ -86,6 +86,7 @@ def summarize(rows: list[dict], config: dict, wall_s: float) -> dict:
     usage = {k: sum(r["usage"][k] for r in rows) for k in ("prompt_tokens", "completion_tokens",
                                                            "cached_prompt_tokens", "calls")}
     usage["max_prompt_tokens"] = max((r["usage"].get("max_prompt_tokens", 0) for r in rows), default=0)
+    usage["usd"] = round(sum(r["usage"].get("usd", 0.0) for r in rows), 6)
     return {
         "problems": n, "correct": correct, "accuracy": correct / n if n else 0.0,
         "accuracy_ci95": wilson(correct, n), "errors": sum("error" in r for r in rows),

@@ -1,6 +1,7 @@
 """Typed, frozen values that cross the engine boundary and come out of a run."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,9 +40,12 @@ class GenerateRequest(Frozen):
 
     def prompt_text(self) -> str:
         """The request's input flattened to text (for simulators, hashing and logs, not for chat templating)."""
-        if self.prompt is not None:
-            return self.prompt
-        return "\n".join(f"{m.role}: {m.content}" for m in self.messages or ())
+        return self.prompt if self.prompt is not None else _flatten(self.messages or ())
+
+
+@lru_cache(maxsize=4096)  # the branches of a problem share one message tuple, flattened once
+def _flatten(messages: tuple[Message, ...]) -> str:
+    return "\n".join(f"{m.role}: {m.content}" for m in messages)
 
 
 class TokenLogprob(Frozen):
@@ -80,23 +84,26 @@ class Usage(Frozen):
     cached_prompt_tokens: int = 0
     calls: int = 0
     max_prompt_tokens: int = 0  # the largest context (prompt) of any single call
+    usd: float = 0.0  # at the engine's prices; 0 for engines without one
 
+    # Both operands are validated already; arithmetic runs once per engine call per ancestor, so skip revalidation.
     def __add__(self, other: "Usage") -> "Usage":
-        return Usage(
+        return Usage.model_construct(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
             calls=self.calls + other.calls,
             max_prompt_tokens=max(self.max_prompt_tokens, other.max_prompt_tokens),
+            usd=self.usd + other.usd,
         )
 
     def __sub__(self, other: "Usage") -> "Usage":
         """Usage spent since `other` was taken (max_prompt_tokens is kept as the later value)."""
-        return Usage(
+        return Usage.model_construct(
             prompt_tokens=self.prompt_tokens - other.prompt_tokens,
             completion_tokens=self.completion_tokens - other.completion_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens - other.cached_prompt_tokens,
-            calls=self.calls - other.calls, max_prompt_tokens=self.max_prompt_tokens,
+            calls=self.calls - other.calls, max_prompt_tokens=self.max_prompt_tokens, usd=self.usd - other.usd,
         )
 
 

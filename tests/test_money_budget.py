@@ -1,0 +1,65 @@
+"""The money budget: reserved at the engine's prices before a call, charged at the real usage after it."""
+import pytest
+
+from tests.conftest import make_sim
+from tts.budget import Budget, BudgetConfig, Price
+from tts.context import Context
+from tts.errors import ConfigError
+from tts.jobs import RunSpec, parse_price
+from tts.types import GenerateRequest
+
+REQ = GenerateRequest(prompt="q0", max_tokens=40, temperature=0.7)
+
+
+async def test_money_budget_shortens_then_refuses_calls(problems):
+    engine = make_sim(problems, min_tokens=30, max_tokens=30)
+    engine.price = Price(prompt_per_mtok=0.0, completion_per_mtok=1000.0)  # 0.001 USD per generated token
+    budget = Budget(BudgetConfig(max_usd=0.1))
+    ctx = Context(engine, budget=budget)
+    out = await ctx.branches([lambda i=i: ctx.generate(REQ.model_copy(update={"seed": i})) for i in range(5)])
+    # 40 + 40 tokens' worth reserved, the third call shortened to the 20 left, the last two refused
+    assert [o.status for o in out] == ["ok", "ok", "ok", "budget", "budget"]
+    assert budget.exhausted_reason == "usd"
+    assert budget.usd_used == pytest.approx(0.001 * (30 + 30 + 20))
+    assert ctx.usage.usd == pytest.approx(budget.usd_used) and budget.usd_reserved == pytest.approx(0.0)
+
+
+async def test_prompt_tokens_are_charged_and_cached_ones_at_their_price(problems):
+    engine = make_sim(problems, min_tokens=10, max_tokens=10)
+    engine.price = Price(prompt_per_mtok=1e6, completion_per_mtok=0.0, cached_prompt_per_mtok=0.0)
+    ctx = Context(engine)
+    [c] = await ctx.generate(REQ)
+    assert c.prompt_tokens > 0
+    assert ctx.usage.usd == pytest.approx(c.prompt_tokens - c.cached_prompt_tokens)
+    p = Price(prompt_per_mtok=2.0, completion_per_mtok=8.0, cached_prompt_per_mtok=0.5)
+    assert p.cost(1_000_000, 1_000_000, 500_000) == pytest.approx(0.5 * 2.0 + 0.5 * 0.5 + 8.0)
+
+
+async def test_engine_without_price_is_free_under_a_money_budget(problems):
+    ctx = Context(make_sim(problems), budget=Budget(BudgetConfig(max_usd=1e-9)))
+    await ctx.generate(REQ)
+    assert ctx.usage.usd == 0.0 and ctx.budget.exhausted_reason is None
+
+
+def test_price_text_is_validated():
+    assert parse_price("0.15,0.6") == Price(prompt_per_mtok=0.15, completion_per_mtok=0.6)
+    with pytest.raises(ConfigError, match="PROMPT,COMPLETION"):
+        parse_price("cheap")
+    with pytest.raises(ConfigError, match="needs --price"):
+        RunSpec(budget_usd=1.0).engine_price()
+
+
+def test_cli_money_budget_caps_each_problem(tmp_path):
+    from tests.test_cli import tts
+
+    # 1000 USD per million generated tokens and 0.05 USD per problem: at most 50 generated tokens per problem
+    r = tts("eval", "--engine", "sim", "-n", "8", "--limit", "4", "--price", "0,1000", "--budget-usd", "0.05",
+            "--run-id", "m", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    summary = json.loads((tmp_path / "results" / "m" / "summary.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "results" / "m" / "results.jsonl").read_text().splitlines()]
+    assert all(0 < row["usage"]["completion_tokens"] <= 50 for row in rows)
+    assert summary["usd"] == pytest.approx(sum(row["usage"]["usd"] for row in rows)) and summary["usd"] <= 0.2
+    assert summary["config"]["price"] == "0,1000" and summary["config"]["budget"]["max_usd"] == 0.05
