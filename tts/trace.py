@@ -5,6 +5,7 @@ set once when it starts and every event emitted below it, however deep, carries 
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from contextvars import ContextVar
@@ -29,6 +30,7 @@ except ImportError:  # pragma: no cover
         return json.dumps(event, default=str) + "\n"
 
 
+@functools.lru_cache(maxsize=65536)  # every event and DAG update of a branch names its path
 def path_id(path: Path) -> str:
     return "root" if not path else "root/" + "/".join(map(str, path))
 
