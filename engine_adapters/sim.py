@@ -171,8 +171,7 @@ class SimulatedEngine:
             logprobs = tuple(
                 TokenLogprob(token=w, logprob=math.log(rng.uniform(0.3, 1.0))) for w in text.split()
             )
-        # built from trusted values: skip validation so that the simulator's own cost stays out of overhead figures
-        return Completion.model_construct(
+        return Completion(
             text=text, completion_tokens=tokens, prompt_tokens=_words(request.prompt_text()) if choice == 0 else 0,
             cached_prompt_tokens=0, finish_reason=finish, logprobs=logprobs, latency_s=time.monotonic() - t0,
         )

@@ -76,6 +76,7 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
     row.update(usage=ctx.usage.model_dump(), seconds=round(time.monotonic() - t0, 4))
     tracer.set_status("root", "error" if "error" in row else "done", seconds=row["seconds"])
     tracer.emit("dag", dag=tracer.dag_json())
+    tracer.flush()
     export_spans(tracer)  # OpenTelemetry, when TTS_OTEL names an exporter
     return row, tracer
 

@@ -21,66 +21,88 @@ current_path: ContextVar[Path] = ContextVar("tts_branch_path", default=ROOT)
 try:  # msgspec encodes trace events several times faster than json; both give the same JSON lines
     import msgspec
 
-    _msgspec_encode = msgspec.json.Encoder(enc_hook=str).encode
+    _encode_lines = msgspec.json.Encoder(enc_hook=str).encode_lines
 
-    def _encode(event: dict[str, Any]) -> str:
-        return _msgspec_encode(event).decode() + "\n"
+    def _encode(events: list[dict[str, Any]]) -> str:
+        return _encode_lines(events).decode()
 except ImportError:  # pragma: no cover
-    def _encode(event: dict[str, Any]) -> str:
-        return json.dumps(event, default=str) + "\n"
+    def _encode(events: list[dict[str, Any]]) -> str:
+        return "".join(json.dumps(e, default=str) + "\n" for e in events)
 
 
-@functools.lru_cache(maxsize=65536)  # every event and DAG update of a branch names its path
 def path_id(path: Path) -> str:
     return "root" if not path else "root/" + "/".join(map(str, path))
 
 
 class Tracer:
-    """Collects a run's events and DAG. Events may also be streamed to a JSONL sink shared by many runs."""
+    """Collects a run's events and DAG. Events go to a JSONL sink (shared by many runs) when `flush()` is called:
+    a batch runner flushes once per finished problem, so a killed run leaves no half-written problem trace.
+
+    The DAG is kept as plain dicts while the run is hot and built as a networkx graph when asked for: graph updates
+    on every branch and call were a measurable part of the per-branch overhead."""
 
     def __init__(self, run: str = "run", sink: IO[str] | None = None) -> None:
         self.run = run
         self.sink = sink
         self.events: list[dict[str, Any]] = []
-        self.dag = nx.DiGraph()
-        self.dag.add_node(path_id(ROOT), kind="root", status="running")
+        self._flushed = 0
+        self._nodes: dict[str, dict[str, Any]] = {path_id(ROOT): {"kind": "root", "status": "running"}}
+        self._edges: list[tuple[str, str]] = []
+        self._graph: tuple[int, int, nx.DiGraph] | None = None
         self._t0 = time.monotonic()
         self.wall0_ns = time.time_ns()  # wall-clock origin of the events' `t`, for exporters
         self._calls = 0
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
-        path = current_path.get()
-        event = {**data, "run": self.run, "t": round(time.monotonic() - self._t0, 6), "path": list(path), "kind": kind}
-        self.events.append(event)
-        if self.sink is not None:
-            self.sink.write(_encode(event))
-        return event
+        data.update(run=self.run, t=round(time.monotonic() - self._t0, 6), path=list(current_path.get()), kind=kind)
+        self.events.append(data)
+        return data
+
+    def flush(self) -> None:
+        """Write the events not yet written to the sink."""
+        if self.sink is not None and self._flushed < len(self.events):
+            self.sink.write(_encode(self.events[self._flushed:]))
+        self._flushed = len(self.events)
 
     # DAG bookkeeping: branches are nodes under their parent; engine calls are leaf nodes of their branch;
     # a join node depends on every branch it gathered.
+    def _add(self, node: str, parent: str, attrs: dict[str, Any]) -> None:
+        self._nodes[node] = attrs
+        self._edges.append((parent, node))
+
     def add_branch(self, path: Path, label: str | None = None) -> str:
         node = path_id(path)
-        self.dag.add_node(node, kind="branch", status="running", label=label)
-        self.dag.add_edge(path_id(path[:-1]), node)
+        self._add(node, path_id(path[:-1]), {"kind": "branch", "status": "running", "label": label})
         return node
 
     def add_call(self) -> str:
         self._calls += 1
-        node = f"{path_id(current_path.get())}#call{self._calls}"
-        self.dag.add_node(node, kind="call", status="running")
-        self.dag.add_edge(path_id(current_path.get()), node)
+        parent = path_id(current_path.get())
+        node = f"{parent}#call{self._calls}"
+        self._add(node, parent, {"kind": "call", "status": "running"})
         return node
 
     def add_join(self, branch_paths: list[Path], label: str) -> str:
         parent = current_path.get()
-        node = f"{path_id(parent)}#join:{label}:{len(self.dag)}"
-        self.dag.add_node(node, kind="join", status="done", label=label)
-        for p in branch_paths:
-            self.dag.add_edge(path_id(p), node)
+        node = f"{path_id(parent)}#join:{label}:{len(self._nodes)}"
+        self._nodes[node] = {"kind": "join", "status": "done", "label": label}
+        self._edges.extend((path_id(p), node) for p in branch_paths)
         return node
 
     def set_status(self, node: str, status: str, **attrs: Any) -> None:
-        self.dag.nodes[node].update(status=status, **attrs)
+        self._nodes[node].update(status=status, **attrs)
+        self._graph = None
+
+    @property
+    def dag(self) -> nx.DiGraph:
+        """The run's DAG (a snapshot: rebuilt when nodes, edges or statuses changed since the last call)."""
+        key = (len(self._nodes), len(self._edges))
+        if self._graph is None or self._graph[:2] != key:
+            g = nx.DiGraph()
+            g.add_nodes_from((n, dict(a)) for n, a in self._nodes.items())
+            g.add_edges_from(self._edges)
+            self._graph = (*key, g)
+        return self._graph[2]
 
     def dag_json(self) -> dict[str, Any]:
         return nx.node_link_data(self.dag, edges="edges")

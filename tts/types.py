@@ -86,9 +86,8 @@ class Usage(Frozen):
     max_prompt_tokens: int = 0  # the largest context (prompt) of any single call
     usd: float = 0.0  # at the engine's prices; 0 for engines without one
 
-    # Both operands are validated already; arithmetic runs once per engine call per ancestor, so skip revalidation.
     def __add__(self, other: "Usage") -> "Usage":
-        return Usage.model_construct(
+        return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
@@ -99,7 +98,7 @@ class Usage(Frozen):
 
     def __sub__(self, other: "Usage") -> "Usage":
         """Usage spent since `other` was taken (max_prompt_tokens is kept as the later value)."""
-        return Usage.model_construct(
+        return Usage(
             prompt_tokens=self.prompt_tokens - other.prompt_tokens,
             completion_tokens=self.completion_tokens - other.completion_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens - other.cached_prompt_tokens,
