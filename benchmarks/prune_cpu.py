@@ -5,7 +5,7 @@
    baseline; DeepPrune reports 0.58), last-step embeddings, intermediate-answer probes (model calls on each prefix),
    and a mix (probe agreement plus step similarity).
 2. SC n=8 on the same problems with no pruning (the earlier run), naive prefix pruning, step pruning, and probe
-   pruning (each with a shadow audit): accuracy and generated tokens.
+   pruning (each with a shadow audit unless --no-shadow): accuracy and generated tokens.
 Writes results/bench/prune_cpu.json.
 Usage: python benchmarks/prune_cpu.py --sc-rows results/runs/bench-strategies/gsm8k-sc/results.jsonl --data FILE
 """
@@ -88,7 +88,7 @@ async def main(args) -> None:
         for name, prune in [("naive_prefix", PruneConfig(signal="prefix", threshold=args.prefix_threshold)),
                             ("step", PruneConfig(signal="step", threshold=args.step_threshold)),
                             ("probe", PruneConfig(signal="probe"))]:
-            prune = prune.model_copy(update={"shadow": True, "checkpoint_tokens": 48})
+            prune = prune.model_copy(update={"shadow": args.shadow, "checkpoint_tokens": 48})
             config = SCConfig(n=8, max_tokens=args.max_tokens, early_stop=False, prune=prune)
             f, run_rows = await evaluate(engine, task, "sc", config, problems, f"prune-{name}-{len(problems)}")
             prunes = [p for r in run_rows for p in (r.get("meta") or {}).get("prunes", [])]
@@ -115,4 +115,7 @@ if __name__ == "__main__":
     ap.add_argument("--max-tokens", type=int, default=320)
     ap.add_argument("--prefix-threshold", type=float, default=0.9)
     ap.add_argument("--step-threshold", type=float, default=0.8)
+    ap.add_argument("--shadow", action=argparse.BooleanOptionalAction, default=True,
+                    help="finish pruned traces afterwards to count prunes that discarded a distinct answer "
+                         "(doubles the engine time of the pruned runs)")
     asyncio.run(main(ap.parse_args()))
