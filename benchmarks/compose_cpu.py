@@ -3,8 +3,9 @@
 composed = `sc(n=8, prune=STEP) | pdr(drafts=4, rounds=1)`: eight samples pruned while they stream, the survivors
 distilled into PDR's workspace, one refine round of four drafts. Its parts alone: the pruned SC (run here) and PDR
 with its own first round (drafts=4, rounds=2: the same refine round after four fresh drafts instead of the pruned
-samples), plus unpruned SC n=8; those two are read from the strategies benchmark's runs on the same problems and
-settings (benchmarks/strategies_cpu.py) when they exist, and run here otherwise.
+samples), plus unpruned SC n=8; those are read from earlier runs of the same configuration on the same problems
+(benchmarks/strategies_cpu.py for SC and PDR, benchmarks/prune_cpu.py --no-shadow for the pruned SC) when they exist,
+and run here otherwise.
 Accuracy and generated tokens of each; writes results/bench/compose_cpu.json.
 Usage: python benchmarks/compose_cpu.py --data ../shared/data/gsm8k_train.jsonl [--problems 30]
 """
@@ -53,8 +54,13 @@ async def main(args) -> None:
             out[label] = reuse(earlier, problems)
             if out[label] is None:
                 out[label], _ = await evaluate(engine, task, name, config, problems, f"compose-{label}-{len(problems)}")
-        out[f"sc8_prune_{args.signal}"], _ = await evaluate(engine, task, "sc", sc_pruned, problems,
-                                                            f"compose-sc-prune-{args.signal}-{len(problems)}")
+        # the pruning benchmark (prune_cpu.py --no-shadow) runs this very configuration as its step run
+        label = f"sc8_prune_{args.signal}"
+        earlier = RUNS / f"prune-{args.signal}-{len(problems)}"
+        out[label] = reuse(earlier, problems) if args.signal == "step" and args.threshold == 0.8 else None
+        if out[label] is None:
+            out[label], _ = await evaluate(engine, task, "sc", sc_pruned, problems,
+                                           f"compose-sc-prune-{args.signal}-{len(problems)}")
         write("compose_cpu", out)
         out["composed"], rows = await evaluate(engine, task, "compose", ComposeConfig(expr=expr), problems,
                                                f"compose-composed-{args.signal}-{len(problems)}")
