@@ -23,7 +23,6 @@ RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnec
 
 
 class OpenAIEngine:
-
     price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
     name = "openai"
 

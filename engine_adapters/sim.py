@@ -48,7 +48,6 @@ def _rng(*parts: object) -> random.Random:
 
 
 class SimulatedEngine:
-
     price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
     name = "sim"
 
@@ -173,7 +172,7 @@ class SimulatedEngine:
             )
         return Completion(
             text=text, completion_tokens=tokens, prompt_tokens=_words(request.prompt_text()) if choice == 0 else 0,
-            cached_prompt_tokens=0, finish_reason=finish, logprobs=logprobs, latency_s=time.monotonic() - t0,
+            finish_reason=finish, logprobs=logprobs, latency_s=time.monotonic() - t0,
         )
 
     async def aclose(self) -> None:

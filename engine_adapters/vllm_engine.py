@@ -22,7 +22,6 @@ def _all_cores() -> str:
 
 
 class VLLMEngine:
-
     price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
     name = "vllm"
 

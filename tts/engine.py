@@ -38,6 +38,10 @@ class LimitedEngine:
         self.name = inner.name
         self._sem = asyncio.Semaphore(max_in_flight)
 
+    @property
+    def price(self):  # the money budget reads the wrapped engine's price
+        return getattr(self.inner, "price", None)
+
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         async with self._sem:
             return await self.inner.generate(request)

@@ -35,7 +35,8 @@ class _Worker:
                                             problems=self.problems, seed=spec.seed,
                                             sim={"accuracy": spec.sim_accuracy,
                                                  "latency_per_token_s": spec.sim_latency},
-                                            responder=task.sim_responder(self.problems) if task.sim_responder else None)
+                                            responder=task.sim_responder(self.problems) if task.sim_responder else None,
+                                            price=spec.engine_price())
         s, config = strategy_config(spec)
         by_id = {p.id: p for p in self.problems}
         sem = asyncio.Semaphore(spec.concurrency)

@@ -5,7 +5,6 @@ set once when it starts and every event emitted below it, however deep, carries 
 """
 from __future__ import annotations
 
-import functools
 import json
 import time
 from contextvars import ContextVar
