@@ -6,6 +6,8 @@ from fractions import Fraction
 
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+")
 _ANSWER_IS = re.compile(r"(?:final answer|answer)\s*(?:is|:|=)\s*", re.IGNORECASE)
+_LATEX_TEXT = re.compile(r"\\(?:text|mathrm|mbox)\{[^{}]*\}")
+_SLASH = re.compile(r"(-?\d+)\s*/\s*(\d+)(?![\d.])")
 _FRAC = re.compile(r"\\d?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}|\\d?frac(\d)(\d)")
 
 
@@ -30,15 +32,16 @@ def last_boxed(text: str) -> str | None:
 
 def to_number(s: str) -> Fraction | None:
     """Parse the first number in a short answer string ("$1,234.50", "\\frac{3}{4}", "75%", "18 km")."""
-    s = s.replace("\\!", "").replace("{,}", ",").replace("\\$", "$")
-    s = re.sub(r"\\(?:text|mathrm|mbox)\{[^{}]*\}", " ", s)
-    frac = _FRAC.search(s)
+    if "\\" in s or "{" in s:  # LaTeX: most answers have none, and this runs once per sample
+        s = s.replace("\\!", "").replace("{,}", ",").replace("\\$", "$")
+        s = _LATEX_TEXT.sub(" ", s)
+    frac = _FRAC.search(s) if "frac" in s else None
     if frac:
         num, den = (frac.group(1), frac.group(2)) if frac.group(1) is not None else (frac.group(3), frac.group(4))
         a, b = to_number(num), to_number(den)
         if a is not None and b not in (None, 0):
             return a / b
-    m = re.search(r"(-?\d+)\s*/\s*(\d+)(?![\d.])", s)
+    m = _SLASH.search(s) if "/" in s else None
     if m and int(m.group(2)) != 0 and not _NUMBER.search(s[: m.start()]):
         return Fraction(int(m.group(1)), int(m.group(2)))
     m = _NUMBER.search(s)

@@ -145,3 +145,23 @@ async def test_dag_records_what_ran(problems):
     starts = {tuple(e["path"]) for e in ctx.tracer.events if e["kind"] == "branch_start"}
     assert starts == {(0,), (1,), (0, 0), (0, 1)}
     assert ctx.usage.calls == 3
+    # the JSON form written to the trace is networkx's node-link form of the same graph
+    import networkx as nx
+    ours, theirs = ctx.tracer.dag_json(), nx.node_link_data(dag, edges="edges")
+    key = lambda e: (e["source"], e["target"])  # noqa: E731 (edge order differs: networkx groups by source)
+    assert sorted(ours.pop("edges"), key=key) == sorted(theirs.pop("edges"), key=key) and ours == theirs
+    back = nx.node_link_graph(ctx.tracer.dag_json(), edges="edges")
+    assert set(back.edges) == set(dag.edges) and dict(back.nodes(data=True)) == dict(dag.nodes(data=True))
+
+
+async def test_a_batch_run_restores_the_garbage_collector(problems, tmp_path):
+    import gc
+
+    import strategies
+    import tasks
+    from strategies.self_consistency import SCConfig
+    from tts.runner import run_eval
+    before = gc.get_threshold()
+    await run_eval(make_sim(problems), tasks.get("gsm8k"), strategies.get("sc"), SCConfig(n=2), problems[:2],
+                   tmp_path / "run", {}, progress=False)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -8,6 +8,7 @@ the call's worst case (its prompt plus max_tokens * n at the engine's prices) is
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from pydantic import Field
 
@@ -36,7 +37,8 @@ class Price(Frozen):
                 + completion_tokens * self.completion_per_mtok) / 1e6
 
 
-class Reservation(Frozen):
+class Reservation(NamedTuple):
+    """What one call holds until it settles (internal, made on every call: a tuple, not a validated model)."""
     per: int  # max_tokens per completion granted
     tokens: int
     usd: float = 0.0

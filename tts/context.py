@@ -116,9 +116,8 @@ class Context:
         self._charge(call_usage)
         seconds = round(time.monotonic() - t0, 6)
         self.tracer.set_status(node, "done", tokens=used, seconds=seconds)
-        self.emit("call_end", node=node, status="ok", seconds=seconds,
-                  **call_usage.model_dump(exclude={"calls", "max_prompt_tokens", "usd"}),
-                  finish=[c.finish_reason for c in completions])
+        self.emit("call_end", node=node, status="ok", seconds=seconds, prompt_tokens=prompt, completion_tokens=used,
+                  cached_prompt_tokens=cached, finish=[c.finish_reason for c in completions])
         return completions
 
     async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None) -> Completion:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from contextvars import ContextVar
 from typing import IO, Any
 
@@ -29,6 +30,12 @@ except ImportError:  # pragma: no cover
         return "".join(json.dumps(e, default=str) + "\n" for e in events)
 
 
+def json_line(obj: Any) -> str:
+    """`obj` as one JSON line, encoded as the trace is (results rows are written once per problem)."""
+    return _encode([obj])
+
+
+@lru_cache(maxsize=1 << 16)  # called for every branch, call and status change; paths repeat across problems
 def path_id(path: Path) -> str:
     return "root" if not path else "root/" + "/".join(map(str, path))
 
@@ -104,4 +111,8 @@ class Tracer:
         return self._graph[2]
 
     def dag_json(self) -> dict[str, Any]:
-        return nx.node_link_data(self.dag, edges="edges")
+        """The DAG in networkx's node-link form (`nx.node_link_graph(d, edges="edges")` reads it back), built from
+        the dicts directly: going through networkx cost more than the rest of a problem's trace bookkeeping."""
+        return {"directed": True, "multigraph": False, "graph": {},
+                "nodes": [{**a, "id": n} for n, a in self._nodes.items()],
+                "edges": [{"source": s, "target": t} for s, t in self._edges]}
