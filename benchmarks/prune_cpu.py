@@ -97,7 +97,9 @@ async def main(args) -> None:
                 kept = {s["answer"] for s in r["samples"] if s["status"] == "ok"}
                 lost += sum(1 for p in (r.get("meta") or {}).get("prunes", [])
                             if p.get("shadow_answer") is not None and p["shadow_answer"] not in kept)
-            f.update(prunes=len(prunes), prunes_that_discarded_a_distinct_answer=lost,
+            # without a shadow run no pruned trace has an answer to compare: say "not measured", not 0
+            audited = any("shadow_answer" in p for p in prunes)
+            f.update(prunes=len(prunes), prunes_that_discarded_a_distinct_answer=lost if audited else None,
                      token_saving_vs_no_pruning=round(1 - f["completion_tokens"] / base["completion_tokens"], 4))
             figures[name] = f
             write("prune_cpu", figures)

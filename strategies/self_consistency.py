@@ -10,7 +10,7 @@ from strategies import StrategySpec, register
 from tts import stopping
 from tts.aggregate import vote_counts
 from tts.context import BranchOutcome, Context
-from tts.prune import PruneConfig, run_pruned
+from tts.prune import PruneConfig, inherit_votes, run_pruned
 from tts.types import Answer, Completion, Frozen, GenerateRequest, Problem, Sample
 from tts.voting import semantic_entropy, trace_stats, vote
 
@@ -84,7 +84,10 @@ async def sample(ctx: Context, problem: Problem, config: SCConfig) -> tuple[list
         outcomes, pruner = await run_pruned(ctx, requests, config.prune, stop_when=stop,
                                             convert=lambda i, c: to_sample(ctx, i, c))
         ctx.scratch["prunes"] = [{k: v for k, v in r.items() if k != "partial_text"} for r in pruner.pruned]
-        return [outcome_sample(o) for o in outcomes], any(
+        samples = [outcome_sample(o) for o in outcomes]
+        if config.prune.inherit_votes:
+            samples = inherit_votes(samples, pruner.pruned)
+        return samples, any(
             o.status == "cancelled" and not (o.error or "").startswith("pruned") for o in outcomes)
     if config.n > 1 and config.batch and not config.early_stop:
         async def batch() -> list[Sample]:

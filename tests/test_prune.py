@@ -45,6 +45,8 @@ async def test_redundant_streams_are_cancelled_mid_flight_and_logged(fake_embedd
     assert all(p["cluster"] == 0 and p["similarity"] == pytest.approx(1.0) for p in prunes)
     assert all(48 <= p["tokens_at_prune"] < 120 for p in prunes)
     assert sum(s.status == "ok" for s in answer.samples) == 2 and answer.answer == "7"
+    # each pruned trace votes as the trace it was judged redundant with (the default)
+    assert sum(s.status == "inherited" for s in answer.samples) == 6 and answer.votes == {"7": 8}
     events = [e for e in ctx.tracer.events if e["kind"] == "prune"]
     assert [e["branch"] for e in events] == [p["branch"] for p in prunes]
     # pruned streams stopped early and were charged what they had generated (to within one 4-token chunk)
@@ -101,3 +103,31 @@ def test_real_embeddings_rank_paraphrases_above_unrelated_text():
     a, b, c = embed.embed_sync(["She has 12 apples in total.", "In total she owns 12 apples.",
                                 "The train leaves the station at noon."])
     assert a @ b > 0.7 > a @ c
+
+
+def test_pruned_votes_follow_their_representative_or_are_dropped():
+    from tts.aggregate import vote_counts
+    from tts.prune import inherit_votes
+    from tts.types import Sample
+
+    def sample(i, answer, status="ok"):
+        return Sample(index=i, text="", answer=answer, completion_tokens=10, status=status)
+
+    samples = [sample(0, "5"), sample(1, "7"), sample(2, "7"), sample(3, None, "cancelled"),
+               sample(4, None, "cancelled"), sample(5, None, "cancelled")]
+    # 3 was pruned as like 0; 5 as like 4, and 4 later as like 0: a chain ends at a kept trace
+    pruned = [{"branch": 3, "representative": 0}, {"branch": 5, "representative": 4},
+              {"branch": 4, "representative": 0}]
+    assert vote_counts(samples) == {"7": 2, "5": 1}  # dropped: the pruned cluster loses the vote
+    voted = inherit_votes(samples, pruned)
+    assert vote_counts(voted) == {"5": 4, "7": 2}
+    assert [s.status for s in voted] == ["ok", "ok", "ok", "inherited", "inherited", "inherited"]
+    # a representative that failed passes on nothing
+    failed = [sample(0, None, "error"), sample(1, None, "cancelled")]
+    assert vote_counts(inherit_votes(failed, [{"branch": 1, "representative": 0}])) == {}
+
+
+async def test_vote_inheritance_can_be_switched_off(fake_embeddings):
+    answer = await run(Context(engine(), task=tasks.get("gsm8k")), P,
+                       SCConfig(n=8, early_stop=False, prune=PruneConfig(signal="prefix", inherit_votes=False)))
+    assert answer.votes == {"7": 2} and not any(s.status == "inherited" for s in answer.samples)

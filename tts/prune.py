@@ -8,7 +8,9 @@ finished traces seed the clusters), and cancels running members beyond `quota` p
 - step: embedding of its last step only (where traces that took the same route still differ);
 - probe: ask the model, on a copy of the trace's prefix (served by the prefix cache), for its current answer, and
   cluster by answer equivalence;
-- mix: same probe answer and similar last step.
+- mix: same probe answer and similar last step;
+- numbers: overlap (Jaccard) of the intermediate results the partial traces have written (numbers not in the
+  question). Free to compute, and for math it tracks the route a trace took better than its wording does.
 Every prune is a trace event (branch, cluster, similarity, tokens so far). With `shadow`, pruned branches are finished
 afterwards outside the run's budget, to measure how often a prune threw away an answer no kept trace reached.
 """
@@ -24,13 +26,13 @@ from pydantic import Field
 from tts.branches import BranchOutcome, StopRule
 from tts.budget import Budget
 from tts.context import Context
-from tts.types import Chunk, Completion, Frozen, GenerateRequest, Message
+from tts.types import Chunk, Completion, Frozen, GenerateRequest, Message, Sample
 
 PROBE_SUFFIX = "\n\nSo far, my current best guess for the final answer is: The answer is"
 
 
 class PruneConfig(Frozen):
-    signal: Literal["prefix", "step", "probe", "mix"] = "prefix"
+    signal: Literal["prefix", "step", "probe", "mix", "numbers"] = "prefix"
     checkpoint_tokens: int = Field(64, ge=1)
     threshold: float = Field(0.9, ge=-1.0, le=1.0, description="cosine similarity that makes two traces redundant")
     quota: int = Field(1, ge=1, description="traces kept per cluster")
@@ -38,11 +40,80 @@ class PruneConfig(Frozen):
     min_alive: int = Field(2, ge=1)
     probe_tokens: int = Field(12, ge=1)
     shadow: bool = False
+    # A pruned trace votes as its cluster's representative ends (the prune's own claim); off: its vote is dropped,
+    # which on a weak model turns two-vote pluralities into ties (measured: benchmarks/prune_replay.py)
+    inherit_votes: bool = True
 
 
 def last_step(text: str) -> str:
     steps = [s for s in re.split(r"\n+|(?<=[.!?])\s+", text.strip()) if s.strip()]
     return steps[-1] if steps else text
+
+
+_NUM = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
+
+
+def numbers(text: str, exclude: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The numbers a text writes (commas and trailing zeros normalised), minus `exclude` (the question's own)."""
+    out = set()
+    for m in _NUM.findall(text):
+        v = m.replace(",", "")
+        if "." in v:
+            v = v.rstrip("0").rstrip(".")
+        out.add(v)
+    return frozenset(out - exclude)
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def inherit_votes(samples: list[Sample], pruned: list[dict]) -> list[Sample]:
+    """Pruned samples take the answer (and trace statistics) of the kept trace they were judged redundant with,
+    following representatives that were themselves pruned later; status "inherited"."""
+    rep_of = {r["branch"]: r["representative"] for r in pruned}
+    by_index = {s.index: s for s in samples}
+    out = []
+    for s in samples:
+        if s.index in rep_of:
+            j, seen = s.index, set()
+            while j in rep_of and j not in seen:
+                seen.add(j)
+                j = rep_of[j]
+            src = by_index.get(j)
+            if src is not None and src.status == "ok":
+                s = s.model_copy(update={"answer": src.answer, "stats": src.stats, "status": "inherited",
+                                         "error": f"pruned; votes as branch {j}"})
+        out.append(s)
+    return out
+
+
+def cluster(order: list[int], similar: Callable[[int, int], tuple[bool, float]]) -> list[list[tuple[int, float]]]:
+    """Greedy online clustering: each trace joins the first cluster whose representative it is `similar` to.
+    Returns clusters as lists of (index, similarity to the representative), the representative first."""
+    clusters: list[list[tuple[int, float]]] = []
+    for i in order:
+        for members in clusters:
+            joined, sim = similar(i, members[0][0])
+            if joined:
+                members.append((i, sim))
+                break
+        else:
+            clusters.append([(i, 1.0)])
+    return clusters
+
+
+def select_prunes(clusters: list[list[tuple[int, float]]], running: set[int], quota: int, min_alive: int,
+                  alive: int) -> list[tuple[int, int, float]]:
+    """(index, cluster, similarity) of running members beyond each cluster's quota, never below `min_alive`."""
+    out = []
+    for k, members in enumerate(clusters):
+        for i, sim in members[quota:]:
+            if alive <= min_alive or i not in running:
+                continue
+            out.append((i, k, sim))
+            alive -= 1
+    return out
 
 
 class Pruner:
@@ -90,36 +161,38 @@ class Pruner:
                 done = group.outcome(i)
                 text = getattr(done.value, "text", "") if done else ""
                 probes[i] = self.ctx.task.canonicalize([self.ctx.task.extract(text)])[0] if text else None
-        vectors = None
-        if c.signal != "probe":
+        vectors = nums = None
+        if c.signal == "numbers":
+            question = numbers(self.requests[0].prompt_text())
+            nums = {i: numbers(self.text[i], question) for i in order}  # finished traces' text streamed in too
+        elif c.signal != "probe":
             from tts.embed import embed
 
             texts = [self.text[i] if c.signal == "prefix" else last_step(self.text[i]) for i in order]
             vectors = dict(zip(order, await embed(texts)))
-        clusters: list[list[tuple[int, float]]] = []  # members (index, similarity to representative)
-        for i in order:
-            for cluster in clusters:
-                rep = cluster[0][0]
-                same_answer = probes.get(i) is not None and probes.get(i) == probes.get(rep)
-                sim = float(vectors[i] @ vectors[rep]) if vectors is not None else (1.0 if same_answer else 0.0)
-                if (c.signal == "probe" and same_answer) or (c.signal == "mix" and same_answer and sim >= c.threshold) \
-                        or (c.signal in ("prefix", "step") and sim >= c.threshold):
-                    cluster.append((i, sim))
-                    break
+
+        def similar(i: int, rep: int) -> tuple[bool, float]:
+            same_answer = probes.get(i) is not None and probes.get(i) == probes.get(rep)
+            if nums is not None:
+                sim = jaccard(nums[i], nums[rep])
             else:
-                clusters.append([(i, 1.0)])
-        alive = len(group.pending()) + len(finished)
-        for k, cluster in enumerate(clusters):
-            for i, sim in cluster[c.quota:]:
-                if alive <= c.min_alive or i not in group.pending():
-                    continue
-                if group.cancel(i, f"pruned: redundant with branch {cluster[0][0]} ({c.signal}, sim {sim:.3f})"):
-                    alive -= 1
-                    record = {"branch": i, "branch_path": list(group.paths[i]), "cluster": k, "representative": cluster[0][0],
-                              "similarity": round(sim, 4), "tokens_at_prune": self.tokens[i], "signal": c.signal,
-                              "probe_answer": probes.get(i), "partial_text": self.text[i]}
-                    self.pruned.append(record)
-                    self.ctx.emit("prune", **{k2: v for k2, v in record.items() if k2 != "partial_text"})
+                sim = float(vectors[i] @ vectors[rep]) if vectors is not None else (1.0 if same_answer else 0.0)
+            if c.signal == "probe":
+                return same_answer, sim
+            if c.signal == "mix":
+                return same_answer and sim >= c.threshold, sim
+            return sim >= c.threshold, sim
+
+        clusters = cluster(order, similar)
+        pending = set(group.pending())
+        for i, k, sim in select_prunes(clusters, pending, c.quota, c.min_alive, len(pending) + len(finished)):
+            if group.cancel(i, f"pruned: redundant with branch {clusters[k][0][0]} ({c.signal}, sim {sim:.3f})"):
+                record = {"branch": i, "branch_path": list(group.paths[i]), "cluster": k,
+                          "representative": clusters[k][0][0], "similarity": round(sim, 4),
+                          "tokens_at_prune": self.tokens[i], "signal": c.signal,
+                          "probe_answer": probes.get(i), "partial_text": self.text[i]}
+                self.pruned.append(record)
+                self.ctx.emit("prune", **{k2: v for k2, v in record.items() if k2 != "partial_text"})
 
     async def shadow(self, remaining_tokens: int) -> None:
         """Finish each pruned trace from its prefix, outside the run's budget and usage, and record its answer."""

@@ -129,7 +129,8 @@ class Sample(Frozen):
     text: str
     answer: str | None
     completion_tokens: int
-    status: Literal["ok", "error", "cancelled", "budget"] = "ok"
+    # "inherited": pruned as redundant, and voting as the kept trace it was judged redundant with (see tts/prune.py)
+    status: Literal["ok", "error", "cancelled", "budget", "inherited"] = "ok"
     error: str | None = None
     stats: TraceStats | None = None
 

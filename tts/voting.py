@@ -19,6 +19,8 @@ from typing import Callable, Iterable, Sequence
 
 from tts.types import Sample, TokenLogprob, TraceStats
 
+VOTING = ("ok", "inherited")  # sample statuses that cast a vote
+
 
 def trace_stats(logprobs: Sequence[TokenLogprob], window: int = 64) -> TraceStats:
     lps = [t.logprob for t in logprobs]
@@ -42,7 +44,7 @@ def trace_stats(logprobs: Sequence[TokenLogprob], window: int = 64) -> TraceStat
 
 
 def _voters(samples: Iterable[Sample]) -> list[Sample]:
-    return sorted((s for s in samples if s.status == "ok" and s.answer is not None), key=lambda s: s.index)
+    return sorted((s for s in samples if s.status in VOTING and s.answer is not None), key=lambda s: s.index)
 
 
 def _weighted(samples: Iterable[Sample], weight: Callable[[Sample], float]) -> dict[str, float]:
