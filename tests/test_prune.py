@@ -45,8 +45,7 @@ async def test_redundant_streams_are_cancelled_mid_flight_and_logged(fake_embedd
     assert all(p["cluster"] == 0 and p["similarity"] == pytest.approx(1.0) for p in prunes)
     assert all(48 <= p["tokens_at_prune"] < 120 for p in prunes)
     assert sum(s.status == "ok" for s in answer.samples) == 2 and answer.answer == "7"
-    # each pruned trace votes as the trace it was judged redundant with (the default)
-    assert sum(s.status == "inherited" for s in answer.samples) == 6 and answer.votes == {"7": 8}
+    assert answer.votes == {"7": 2}  # pruned traces' votes are dropped unless inherit_votes is on
     events = [e for e in ctx.tracer.events if e["kind"] == "prune"]
     assert [e["branch"] for e in events] == [p["branch"] for p in prunes]
     # pruned streams stopped early and were charged what they had generated (to within one 4-token chunk)
@@ -127,7 +126,7 @@ def test_pruned_votes_follow_their_representative_or_are_dropped():
     assert vote_counts(inherit_votes(failed, [{"branch": 1, "representative": 0}])) == {}
 
 
-async def test_vote_inheritance_can_be_switched_off(fake_embeddings):
+async def test_pruned_traces_can_inherit_their_representatives_votes(fake_embeddings):
     answer = await run(Context(engine(), task=tasks.get("gsm8k")), P,
-                       SCConfig(n=8, early_stop=False, prune=PruneConfig(signal="prefix", inherit_votes=False)))
-    assert answer.votes == {"7": 2} and not any(s.status == "inherited" for s in answer.samples)
+                       SCConfig(n=8, early_stop=False, prune=PruneConfig(signal="prefix", inherit_votes=True)))
+    assert answer.votes == {"7": 8} and sum(s.status == "inherited" for s in answer.samples) == 6

@@ -50,9 +50,11 @@ class RunSpec(BaseModel):
     sim_accuracy: float = 0.7
     sim_latency: float = 0.001
     prune: bool = False
-    prune_signal: str = "step"
+    prune_signal: str = "prefix"
     prune_threshold: float = 0.9
-    prune_checkpoint: int = 64
+    prune_quota: int = 2
+    prune_checkpoint: int = 32
+    prune_inherit: bool = False
     prune_shadow: bool = False
     executor: str = "local"  # or "ray": problems spread over Ray workers
     workers: int = 2
@@ -141,8 +143,9 @@ def strategy_config(spec: RunSpec):
         if "prune" not in s.config.model_fields:
             raise ConfigError(f"--prune does not apply to strategy '{s.name}' (it applies to: self-consistency, pdr, sr)")
         try:
-            prune = PruneConfig(signal=spec.prune_signal, threshold=spec.prune_threshold,
-                                checkpoint_tokens=spec.prune_checkpoint, shadow=spec.prune_shadow)
+            prune = PruneConfig(signal=spec.prune_signal, threshold=spec.prune_threshold, quota=spec.prune_quota,
+                                checkpoint_tokens=spec.prune_checkpoint, shadow=spec.prune_shadow,
+                                inherit_votes=spec.prune_inherit)
         except ValidationError as e:
             raise ConfigError(f"invalid pruning option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
     unknown = set(spec.options) - set(s.config.model_fields)
