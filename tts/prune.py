@@ -33,9 +33,9 @@ PROBE_SUFFIX = "\n\nSo far, my current best guess for the final answer is: The a
 
 class PruneConfig(Frozen):
     signal: Literal["prefix", "step", "probe", "mix", "numbers"] = "prefix"
-    checkpoint_tokens: int = Field(64, ge=1)
+    checkpoint_tokens: int = Field(32, ge=1)
     threshold: float = Field(0.9, ge=-1.0, le=1.0, description="cosine similarity that makes two traces redundant")
-    quota: int = Field(1, ge=1, description="traces kept per cluster")
+    quota: int = Field(2, ge=1, description="traces kept per cluster")
     min_tokens: int = Field(48, ge=1, description="traces shorter than this are not judged")
     min_alive: int = Field(2, ge=1)
     probe_tokens: int = Field(12, ge=1)
