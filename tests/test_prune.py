@@ -130,3 +130,28 @@ async def test_pruned_traces_can_inherit_their_representatives_votes(fake_embedd
     answer = await run(Context(engine(), task=tasks.get("gsm8k")), P,
                        SCConfig(n=8, early_stop=False, prune=PruneConfig(signal="prefix", inherit_votes=True)))
     assert answer.votes == {"7": 8} and sum(s.status == "inherited" for s in answer.samples) == 6
+
+
+def test_numbers_signal_reads_intermediate_results_not_the_questions_numbers():
+    from tts.prune import jaccard, numbers
+
+    question = numbers("Ann has 3 boxes of 4 apples.")
+    a = numbers("3 boxes times 4 apples = 12 apples; 12.0 + 1,200.50 = 1212.5", question)
+    assert a == {"12", "1200.5", "1212.5"}
+    b = numbers("4 * 3 = 12, then 12 / 2 = 6", question)
+    assert b == {"12", "2", "6"}
+    assert jaccard(a, b) == pytest.approx(1 / 5)
+    assert jaccard(frozenset(), frozenset()) == 0.0  # no evidence is not similarity
+
+
+def test_clustering_and_selection_keep_quota_and_the_minimum_alive():
+    from tts.prune import cluster, select_prunes
+
+    groups = {0: "a", 1: "a", 2: "b", 3: "a", 4: "b", 5: "c"}
+    clusters = cluster(list(groups), lambda i, rep: (groups[i] == groups[rep], 1.0))
+    assert [[i for i, _ in c] for c in clusters] == [[0, 1, 3], [2, 4], [5]]
+    # quota 1: everything but the representatives, if running
+    assert [i for i, _, _ in select_prunes(clusters, {1, 3, 4}, 1, 2, 6)] == [1, 3, 4]
+    assert [i for i, _, _ in select_prunes(clusters, {3, 4}, 1, 2, 6)] == [3, 4]  # 1 had finished
+    assert [i for i, _, _ in select_prunes(clusters, {1, 3, 4}, 2, 2, 6)] == [3]
+    assert [i for i, _, _ in select_prunes(clusters, {1, 3, 4}, 1, 4, 6)] == [1, 3]  # never below min_alive
