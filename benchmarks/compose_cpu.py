@@ -37,10 +37,11 @@ def reuse(run_dir, problems) -> dict | None:
 async def main(args) -> None:
     task = tasks.get("gsm8k")
     problems = task.load(args.data)[: args.problems]
-    prune = PruneConfig(signal=args.signal, threshold=args.threshold, checkpoint_tokens=48)
+    # quota 1: the setting compose_cpu.json was measured with, and prune_cpu.py's (PruneConfig's default is now 2)
+    prune = PruneConfig(signal=args.signal, threshold=args.threshold, checkpoint_tokens=48, quota=1)
     sc_pruned = SCConfig(n=8, max_tokens=args.max_tokens, early_stop=False, prune=prune)
     expr = (f"sc(n=8, max_tokens={args.max_tokens}, early_stop=False, prune={{'signal': '{args.signal}', "
-            f"'threshold': {args.threshold}, 'checkpoint_tokens': 48}}) | "
+            f"'threshold': {args.threshold}, 'checkpoint_tokens': 48, 'quota': 1}}) | "
             f"pdr(drafts=4, rounds=1, max_tokens={args.max_tokens})")
     out: dict = {"problems": len(problems), "model": "qwen2.5-coder-0.5b", "max_tokens": args.max_tokens,
                  "composed_expr": expr}

@@ -88,7 +88,8 @@ async def main(args) -> None:
         for name, prune in [("naive_prefix", PruneConfig(signal="prefix", threshold=args.prefix_threshold)),
                             ("step", PruneConfig(signal="step", threshold=args.step_threshold)),
                             ("probe", PruneConfig(signal="probe"))]:
-            prune = prune.model_copy(update={"shadow": args.shadow, "checkpoint_tokens": 48})
+            # quota 1: the setting prune_cpu.json was measured with (PruneConfig's default is now 2)
+            prune = prune.model_copy(update={"shadow": args.shadow, "checkpoint_tokens": 48, "quota": 1})
             config = SCConfig(n=8, max_tokens=args.max_tokens, early_stop=False, prune=prune)
             f, run_rows = await evaluate(engine, task, "sc", config, problems, f"prune-{name}-{len(problems)}")
             prunes = [p for r in run_rows for p in (r.get("meta") or {}).get("prunes", [])]

@@ -5,13 +5,12 @@ from collections import Counter
 from typing import Iterable
 
 from tts.types import Sample
-from tts.voting import VOTING
+from tts.voting import voters
 
 
 def vote_counts(samples: Iterable[Sample]) -> dict[str, int]:
     """Votes per answer, ordered by the index of each answer's first sample (so ties break the same way every run)."""
-    ordered = sorted((s for s in samples if s.status in VOTING and s.answer is not None), key=lambda s: s.index)
-    return dict(Counter(s.answer for s in ordered))
+    return dict(Counter(s.answer for s in voters(samples)))
 
 
 def majority(votes: dict[str, int]) -> str | None:

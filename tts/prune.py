@@ -126,6 +126,8 @@ class Pruner:
         self.wake = asyncio.Event()
         self.due = False
         self.pruned: list[dict] = []
+        # the numbers signal ignores the numbers the question already gives (every trace repeats them)
+        self._question_numbers = numbers(requests[0].prompt_text()) if config.signal == "numbers" else frozenset()
 
     def on_chunk(self, i: int, chunk: Chunk) -> None:
         self.text[i] += chunk.text
@@ -164,8 +166,7 @@ class Pruner:
                 probes[i] = self.ctx.task.canonicalize([self.ctx.task.extract(text)])[0] if text else None
         vectors = nums = None
         if c.signal == "numbers":
-            question = numbers(self.requests[0].prompt_text())
-            nums = {i: numbers(self.text[i], question) for i in order}  # finished traces' text streamed in too
+            nums = {i: numbers(self.text[i], self._question_numbers) for i in order}  # finished ones streamed too
         elif c.signal != "probe":
             from tts.embed import embed
 

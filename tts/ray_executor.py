@@ -59,6 +59,7 @@ async def run_eval_ray(spec, problems, run_dir: Path, run_config: dict, *, worke
     except ImportError:
         raise ConfigError("--executor ray needs the `ray` extra (pip install 'tts[ray]')") from None
     from tts.runner import RESULTS, SUMMARY, TRACE, prepare_run_dir, summarize
+    from tts.trace import json_line
 
     done = prepare_run_dir(run_dir, run_config, spec.resume)
     rows = [done[p.id] for p in problems if p.id in done]
@@ -79,8 +80,8 @@ async def run_eval_ray(spec, problems, run_dir: Path, run_config: dict, *, worke
                     pending.pop(ref)
                     for row in await asyncio.to_thread(ray.get, ref):
                         for event in row.pop("trace", []):
-                            trace.write(json.dumps(event, default=str) + "\n")
-                        results.write(json.dumps(row) + "\n")
+                            trace.write(json_line(event))
+                        results.write(json_line(row))
                         results.flush()
                         rows.append(row)
     finally:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from functools import lru_cache
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import IO, Any
 
 import networkx as nx

@@ -1,6 +1,7 @@
 """Typed, frozen values that cross the engine boundary and come out of a run."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,21 +43,9 @@ class GenerateRequest(Frozen):
         return self.prompt if self.prompt is not None else _flatten(self.messages or ())
 
 
-_FLAT: dict[int, tuple[tuple[Message, ...], str]] = {}
-
-
+@lru_cache(maxsize=4096)  # the branches of a problem share one message tuple, flattened once
 def _flatten(messages: tuple[Message, ...]) -> str:
-    # The branches of a problem share one message tuple (model_copy keeps it), so it is flattened once and found by
-    # identity: hashing and comparing tuples of pydantic models cost more than the flattening. The entry holds the
-    # tuple, so its id cannot be reused while it is cached.
-    hit = _FLAT.get(id(messages))
-    if hit is not None and hit[0] is messages:
-        return hit[1]
-    text = "\n".join(f"{m.role}: {m.content}" for m in messages)
-    if len(_FLAT) >= 4096:
-        _FLAT.clear()
-    _FLAT[id(messages)] = (messages, text)
-    return text
+    return "\n".join(f"{m.role}: {m.content}" for m in messages)
 
 
 class TokenLogprob(Frozen):

@@ -43,13 +43,14 @@ def trace_stats(logprobs: Sequence[TokenLogprob], window: int = 64) -> TraceStat
                       lowest_window_conf=lowest / w)
 
 
-def _voters(samples: Iterable[Sample]) -> list[Sample]:
+def voters(samples: Iterable[Sample]) -> list[Sample]:
+    """The samples that cast a vote, in index order (so ties break the same way every run)."""
     return sorted((s for s in samples if s.status in VOTING and s.answer is not None), key=lambda s: s.index)
 
 
 def _weighted(samples: Iterable[Sample], weight: Callable[[Sample], float]) -> dict[str, float]:
     scores: dict[str, float] = {}
-    for s in _voters(samples):
+    for s in voters(samples):
         scores[s.answer] = scores.get(s.answer, 0.0) + weight(s)
     return scores
 
@@ -74,18 +75,18 @@ def scores_entropy(samples):
 
 
 def scores_deepconf(samples, keep: float = 0.9):
-    voters = _voters(samples)
-    if not voters:
+    voting = voters(samples)
+    if not voting:
         return {}
-    ranked = sorted(voters, key=lambda s: (-_stat(s, "lowest_window_conf"), s.index))
+    ranked = sorted(voting, key=lambda s: (-_stat(s, "lowest_window_conf"), s.index))
     kept = {s.index for s in ranked[: max(1, math.ceil(keep * len(ranked)))]}
-    return _weighted([s for s in voters if s.index in kept], lambda s: _stat(s, "lowest_window_conf"))
+    return _weighted([s for s in voting if s.index in kept], lambda s: _stat(s, "lowest_window_conf"))
 
 
 def scores_shortest(samples):
     counts: dict[str, int] = defaultdict(int)
     lengths: dict[str, int] = defaultdict(int)
-    for s in _voters(samples):
+    for s in voters(samples):
         counts[s.answer] += 1
         lengths[s.answer] += max(1, s.completion_tokens)
     return {a: counts[a] / (lengths[a] / counts[a]) for a in counts}
