@@ -5,9 +5,9 @@ distilled into PDR's workspace, one refine round of four drafts. Its parts alone
 with its own first round (drafts=4, rounds=2: the same refine round after four fresh drafts instead of the pruned
 samples), plus unpruned SC n=8; those are read from earlier runs of the same configuration on the same problems
 (benchmarks/strategies_cpu.py for SC and PDR, benchmarks/prune_cpu.py --no-shadow for the pruned SC) when they exist,
-and run here otherwise.
+and run here otherwise (always with --fresh, so that all four runs come from one session).
 Accuracy and generated tokens of each; writes results/bench/compose_cpu.json.
-Usage: python benchmarks/compose_cpu.py --data ../shared/data/gsm8k_train.jsonl [--problems 30]
+Usage: python benchmarks/compose_cpu.py --data ../shared/data/gsm8k_train.jsonl [--problems 30] [--fresh]
 """
 from __future__ import annotations
 
@@ -52,13 +52,14 @@ async def main(args) -> None:
                  "pdr_m4_r2": ("pdr", PDRConfig(drafts=4, rounds=2, max_tokens=args.max_tokens),
                                RUNS / "bench-strategies" / "gsm8k-pdr")}
         for label, (name, config, earlier) in parts.items():
-            out[label] = reuse(earlier, problems)
+            out[label] = None if args.fresh else reuse(earlier, problems)
             if out[label] is None:
                 out[label], _ = await evaluate(engine, task, name, config, problems, f"compose-{label}-{len(problems)}")
         # the pruning benchmark (prune_cpu.py --no-shadow) runs this very configuration as its step run
         label = f"sc8_prune_{args.signal}"
         earlier = RUNS / f"prune-{args.signal}-{len(problems)}"
-        out[label] = reuse(earlier, problems) if args.signal == "step" and args.threshold == 0.8 else None
+        same = args.signal == "step" and args.threshold == 0.8 and not args.fresh
+        out[label] = reuse(earlier, problems) if same else None
         if out[label] is None:
             out[label], _ = await evaluate(engine, task, "sc", sc_pruned, problems,
                                            f"compose-sc-prune-{args.signal}-{len(problems)}")
@@ -78,4 +79,6 @@ if __name__ == "__main__":
     ap.add_argument("--max-tokens", type=int, default=320)
     ap.add_argument("--signal", default="step")
     ap.add_argument("--threshold", type=float, default=0.8)
+    ap.add_argument("--fresh", action="store_true",
+                    help="run every part here (in compose-* folders, resumed) instead of reusing earlier benchmarks' runs")
     asyncio.run(main(ap.parse_args()))
