@@ -13,7 +13,7 @@ after pruning: drop the pruned traces' votes, or let each inherit its cluster re
    partial traces end with the same answer", at 25/50/75% of their length.
 2. A sweep of signal x threshold x quota x checkpoint on the tuning set; the configuration saving most tokens with no
    problem lost is then replayed on the held-out set.
-Writes results/bench/prune_replay.json. Needs no engine, only the embedding model.
+Writes results/bench/prune_replay.json (--out names another file). Needs no engine, only the embedding model.
 Usage (from benchmarks/): python prune_replay.py --tune gsm8k ../results/runs/bench-strategies/gsm8k-sc/results.jsonl
     ../../shared/data/gsm8k_train.jsonl --heldout svamp ../results/runs/bench-strategies/svamp-sc/results.jsonl
     ../../shared/data/svamp_test.jsonl
@@ -172,8 +172,12 @@ def load(task: str, rows_path: str, data_path: str) -> list[Problem]:
 
 def main(args) -> None:
     emb = Embeddings()
-    sets = {"tune": load(*args.tune), "heldout": load(*args.heldout)}
-    figures: dict = {"source": {"tune": args.tune, "heldout": args.heldout},
+    tune = load(*args.tune)
+    if args.heldout:
+        sets = {"tune": tune, "heldout": load(*args.heldout)}
+    else:  # no second run: tune on the first half of the problems, hold out the second half
+        sets = {"tune": tune[: len(tune) // 2], "heldout": tune[len(tune) // 2:]}
+    figures: dict = {"source": {"tune": args.tune, "heldout": args.heldout or "second half of the tuning rows"},
                      "auroc": {name: signal_auroc(ps, emb) for name, ps in sets.items()}}
     print(json.dumps(figures["auroc"], indent=1), flush=True)
     sweep = []
@@ -195,11 +199,13 @@ def main(args) -> None:
                                                   checkpoint_tokens=r["checkpoint_tokens"]), emb)
             for r in per_signal if r]
     figures["goal"] = ">= 50% tokens saved at <= 1 point accuracy lost; AUROC above DeepPrune's 0.58 for embeddings"
-    print(write("prune_replay", figures))
+    print(write(args.out, figures))
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--tune", nargs=3, required=True, metavar=("TASK", "ROWS", "DATA"))
-    ap.add_argument("--heldout", nargs=3, required=True, metavar=("TASK", "ROWS", "DATA"))
+    ap.add_argument("--heldout", nargs=3, metavar=("TASK", "ROWS", "DATA"),
+                    help="a second run to replay the chosen configurations on (default: half of --tune's problems)")
+    ap.add_argument("--out", default="prune_replay", help="name of the figures file in results/bench/")
     main(ap.parse_args())

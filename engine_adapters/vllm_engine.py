@@ -136,7 +136,9 @@ class VLLMEngine:
         llm, self.llm = self.llm, None
         if llm is not None:
             llm.shutdown()
-            # AsyncLLM.__del__ shuts down again; run it now, not at interpreter exit when its globals are gone.
+            # AsyncLLM.__del__ calls shutdown() again, at interpreter exit if anything still holds the engine, when
+            # vLLM's module globals are already None (a TypeError traceback on every clean exit); make it a no-op.
+            llm.shutdown = lambda *args, **kwargs: None
             del llm
             gc.collect()
 
