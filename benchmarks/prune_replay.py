@@ -1,7 +1,10 @@
 """Pruning replayed on finished self-consistency samples: exact, paired figures without sampling noise.
 
-Two pruned and unpruned runs on a 2-core CPU draw different samples (vLLM's CPU build does not reproduce seeds across
-runs), so on 30 problems their accuracy difference is mostly noise. Here the pruner's own clustering code
+A pruned and an unpruned run draw different samples: vLLM's CPU build drops per-request seeds (see
+engine_adapters/vllm_engine.py), so samples are reproducible only as one engine-seeded stream of requests: the same
+run repeated reproduces every text (compose_cpu.py --fresh twice gave 240 identical texts), but a prune changes the
+requests that follow it (and SC's unpruned path sends one n=8 request), so on 30 problems the two runs' accuracy
+difference is mostly sampling noise. Here the pruner's own clustering code
 (tts.prune.cluster / select_prunes) is replayed over the full traces of one unpruned SC run: the streams advance in
 lockstep (as the branches of one batch do), at every checkpoint each running trace is cut at the same share of its
 text as of its tokens, and a pruned trace saves the tokens it would still have generated. The pruned vote and the
