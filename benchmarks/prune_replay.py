@@ -146,22 +146,30 @@ def inherited(i: int, rep_of: dict[int, int]) -> int:
     return i
 
 
+def pair_signals(p: Problem, emb: Embeddings, frac: float):
+    """For each pair of answered traces cut at `frac` of their text: the free signals, and whether they end alike."""
+    prefixes = [p.texts[i][: max(1, int(len(p.texts[i]) * frac))] for i in range(len(p.texts))]
+    pre, step = emb.get(prefixes), emb.get([last_step(x) for x in prefixes])
+    nums = [numbers(x, p.question_numbers) for x in prefixes]
+    for i, j in itertools.combinations(range(len(prefixes)), 2):
+        if p.answers[i] is None or p.answers[j] is None:
+            continue
+        li, lj = len(prefixes[i]), len(prefixes[j])
+        yield ({"prefix": float(pre[i] @ pre[j]), "step": float(step[i] @ step[j]),
+                "numbers": jaccard(nums[i], nums[j]), "length_ratio": min(li, lj) / max(li, lj, 1)},
+               p.answers[i] == p.answers[j])
+
+
 def signal_auroc(problems: list[Problem], emb: Embeddings) -> dict:
     out = {}
     for frac in (0.25, 0.5, 0.75):
         scores: dict[str, list[float]] = {"prefix": [], "step": [], "numbers": []}
         labels = []
         for p in problems:
-            prefixes = [p.texts[i][: max(1, int(len(p.texts[i]) * frac))] for i in range(len(p.texts))]
-            pre, step = emb.get(prefixes), emb.get([last_step(x) for x in prefixes])
-            nums = [numbers(x, p.question_numbers) for x in prefixes]
-            for i, j in itertools.combinations(range(len(prefixes)), 2):
-                if p.answers[i] is None or p.answers[j] is None:
-                    continue
-                labels.append(p.answers[i] == p.answers[j])
-                scores["prefix"].append(float(pre[i] @ pre[j]))
-                scores["step"].append(float(step[i] @ step[j]))
-                scores["numbers"].append(jaccard(nums[i], nums[j]))
+            for signals, same in pair_signals(p, emb, frac):
+                labels.append(same)
+                for k in scores:
+                    scores[k].append(signals[k])
         out[f"{int(frac * 100)}%"] = {**{k: auroc(v, labels) for k, v in scores.items()}, "pairs": len(labels),
                                       "same_answer_share": round(sum(labels) / max(1, len(labels)), 4)}
     return out
