@@ -12,10 +12,10 @@ import asyncio
 
 from common import evaluate, start_vllm, write
 
-import tasks
-from strategies.apr import APRConfig
-from strategies.self_consistency import GreedyConfig
-from tasks import countdown
+from tts import tasks
+from tts.strategies.apr import APRConfig
+from tts.strategies.self_consistency import GreedyConfig
+from tts.tasks import countdown
 
 
 async def main(args) -> None:

@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import strategies  # noqa: E402
-from tts.runner import read_finished, run_eval  # noqa: E402
+from tts import strategies  # noqa: E402
+from tts.app.runner import read_finished, run_eval  # noqa: E402
 
 RUNS = ROOT / "results" / "runs"
 BENCH = ROOT / "results" / "bench"
@@ -21,8 +21,8 @@ SUMMARY_KEYS = ("problems", "accuracy", "accuracy_ci95", "completion_tokens", "p
 
 
 def start_vllm(model: str = "qwen2.5-coder-0.5b", max_model_len: int = 4096):
-    from engine_adapters.vllm_engine import VLLMEngine
-    from tts.models import resolve
+    from tts.engine_adapters.vllm_engine import VLLMEngine
+    from tts.engine_adapters.local_models import resolve
 
     return VLLMEngine.start(resolve(model), max_model_len=max_model_len)
 

@@ -16,12 +16,12 @@ import asyncio
 
 from common import RUNS, evaluate, start_vllm, write
 
-import tasks
-from strategies.compose import ComposeConfig
-from strategies.pdr import PDRConfig
-from strategies.self_consistency import SCConfig
-from tts.prune import PruneConfig
-from tts.runner import read_finished, summarize
+from tts import tasks
+from tts.strategies.compose import ComposeConfig
+from tts.strategies.pdr import PDRConfig
+from tts.strategies.self_consistency import SCConfig
+from tts.kit.prune import PruneConfig
+from tts.app.runner import read_finished, summarize
 
 
 def reuse(run_dir, problems) -> dict | None:

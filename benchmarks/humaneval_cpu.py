@@ -10,10 +10,10 @@ import asyncio
 
 from common import evaluate, start_vllm, write
 
-import tasks
-from strategies.code_sc import CodeSCConfig
-from strategies.self_consistency import GreedyConfig
-from tasks import humaneval
+from tts import tasks
+from tts.strategies.code_sc import CodeSCConfig
+from tts.strategies.self_consistency import GreedyConfig
+from tts.tasks import humaneval
 
 
 async def main(args) -> None:

@@ -13,11 +13,11 @@ import json
 
 from common import BENCH, evaluate, start_vllm, write
 
-import tasks
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from strategies.llm_compiler import LLMCompilerConfig
-from strategies.react import ReActConfig
-from tasks import tool_qa
+from tts import tasks
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.strategies.llm_compiler import LLMCompilerConfig
+from tts.strategies.react import ReActConfig
+from tts.tasks import tool_qa
 
 
 def plan_figures(rows: list[dict], problems) -> dict:

@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import strategies  # noqa: E402
-import tasks  # noqa: E402
-from engine_adapters.sim import SimConfig, SimulatedEngine  # noqa: E402
-from strategies.self_consistency import SCConfig  # noqa: E402
-from tts.runner import run_eval  # noqa: E402
-from tts.types import GenerateRequest, Problem  # noqa: E402
+from tts import strategies  # noqa: E402
+from tts import tasks  # noqa: E402
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine  # noqa: E402
+from tts.strategies.self_consistency import SCConfig  # noqa: E402
+from tts.app.runner import run_eval  # noqa: E402
+from tts.kernel.types import GenerateRequest, Problem  # noqa: E402
 
 N, PROBLEMS, IN_FLIGHT = 8, 500, 64
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from common import evaluate, start_vllm, write
 
-import tasks
-from strategies.self_consistency import SCConfig
-from tts.context import Context
-from tts.embed import embed
-from tts.prune import PROBE_SUFFIX, PruneConfig, last_step
-from tts.types import GenerateRequest, Message
+from tts import tasks
+from tts.strategies.self_consistency import SCConfig
+from tts.kernel.context import Context
+from tts.kit.embed import embed
+from tts.kit.prune import PROBE_SUFFIX, PruneConfig, last_step
+from tts.kernel.types import GenerateRequest, Message
 
 
 def auroc(scores: list[float], labels: list[bool]) -> float | None:

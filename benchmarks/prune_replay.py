@@ -31,11 +31,11 @@ from pathlib import Path
 from common import write
 from prune_cpu import auroc
 
-import tasks
-from tasks.extract import is_correct
-from tts.aggregate import majority
-from tts.embed import embed_sync
-from tts.prune import PruneConfig, cluster, jaccard, last_step, numbers, select_prunes
+from tts import tasks
+from tts.tasks.extract import is_correct
+from tts.kit.aggregate import majority
+from tts.kit.embed import embed_sync
+from tts.kit.prune import PruneConfig, cluster, jaccard, last_step, numbers, select_prunes
 
 GRID = {"prefix": [0.8, 0.85, 0.9, 0.95], "step": [0.7, 0.8, 0.9], "numbers": [0.3, 0.5, 0.7, 0.9]}
 

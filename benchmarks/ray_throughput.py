@@ -10,7 +10,7 @@ from pathlib import Path
 
 from common import write
 
-from tts.jobs import RunSpec, run_spec
+from tts.app.jobs import RunSpec, run_spec
 
 PROBLEMS, IN_FLIGHT = 200, 16
 

@@ -21,14 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import strategies  # noqa: E402
-import tasks  # noqa: E402
-from engine_adapters.vllm_engine import VLLMEngine  # noqa: E402
-from strategies.self_consistency import GreedyConfig, SCConfig  # noqa: E402
-from tts.aggregate import majority, vote_counts  # noqa: E402
-from tts.models import resolve  # noqa: E402
-from tts.runner import run_eval  # noqa: E402
-from tts.types import Sample  # noqa: E402
+from tts import strategies  # noqa: E402
+from tts import tasks  # noqa: E402
+from tts.engine_adapters.vllm_engine import VLLMEngine  # noqa: E402
+from tts.strategies.self_consistency import GreedyConfig, SCConfig  # noqa: E402
+from tts.kit.aggregate import majority, vote_counts  # noqa: E402
+from tts.engine_adapters.local_models import resolve  # noqa: E402
+from tts.app.runner import run_eval  # noqa: E402
+from tts.kernel.types import Sample  # noqa: E402
 
 MAX_LEN = 2048
 
@@ -53,7 +53,7 @@ async def phase_a(model: str, probs, task, max_tokens: int, tmp: Path) -> dict:
 
 
 def _req(task, problem, max_tokens, n):
-    from tts.types import GenerateRequest
+    from tts.kernel.types import GenerateRequest
     return GenerateRequest(messages=task.messages(problem), max_tokens=max_tokens, n=n, temperature=0.7)
 
 

@@ -16,7 +16,7 @@ from common import ROOT, write
 import openai
 
 import tts
-from engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
 
 LATENCY, REQUESTS = 0.002, 48
 
@@ -43,7 +43,7 @@ async def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "tts.cli", "serve", "--engine", "sim", "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "tts.app.cli", "serve", "--engine", "sim", "--port", str(port),
                                "--sim-latency", str(LATENCY)], cwd=ROOT, env={**os.environ},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

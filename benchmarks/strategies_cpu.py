@@ -18,12 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import strategies  # noqa: E402
-import tasks  # noqa: E402
-from strategies.pdr import PDRConfig, SRConfig  # noqa: E402
-from strategies.self_consistency import GreedyConfig, SCConfig  # noqa: E402
-from tts.curves import accuracy_at_n, rule_accuracy  # noqa: E402
-from tts.runner import read_finished, run_eval  # noqa: E402
+from tts import strategies  # noqa: E402
+from tts import tasks  # noqa: E402
+from tts.strategies.pdr import PDRConfig, SRConfig  # noqa: E402
+from tts.strategies.self_consistency import GreedyConfig, SCConfig  # noqa: E402
+from tts.kit.curves import accuracy_at_n, rule_accuracy  # noqa: E402
+from tts.app.runner import read_finished, run_eval  # noqa: E402
 
 
 def configs(max_tokens: int) -> dict:
@@ -36,8 +36,8 @@ def configs(max_tokens: int) -> dict:
 
 
 async def main(args) -> None:
-    from engine_adapters.vllm_engine import VLLMEngine
-    from tts.models import resolve
+    from tts.engine_adapters.vllm_engine import VLLMEngine
+    from tts.engine_adapters.local_models import resolve
 
     engine = VLLMEngine.start(resolve(args.model), max_model_len=4096)
     out: dict = {"model": args.model, "problems_per_set": args.problems, "max_tokens": args.max_tokens,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 
-from tts.engine import Engine
-from tts.errors import ConfigError
-from tts.types import Problem
+from tts.kernel.engine import Engine
+from tts.kernel.errors import ConfigError
+from tts.kernel.types import Problem
 
 ENGINES = ("vllm", "openai", "sim")
 
@@ -28,13 +28,13 @@ async def make_engine(kind: str | None, *, model: str | None = None, base_url: s
 
 async def _make(kind: str, *, model, base_url, problems, seed, sim, max_model_len, rate_limit, responder) -> Engine:
     if kind == "sim":
-        from engine_adapters.sim import SimConfig, SimulatedEngine
+        from tts.engine_adapters.sim import SimConfig, SimulatedEngine
 
         engine = SimulatedEngine.for_problems(problems or [], SimConfig(seed=seed, **(sim or {})))
         engine._responder = responder or engine._responder
         return engine
     if kind == "openai":
-        from engine_adapters.openai_http import OpenAIEngine
+        from tts.engine_adapters.openai_http import OpenAIEngine
 
         url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"
         if not model:
@@ -43,8 +43,8 @@ async def _make(kind: str, *, model, base_url, problems, seed, sim, max_model_le
         await engine.check()
         return engine
     if kind == "vllm":
-        from engine_adapters.vllm_engine import VLLMEngine
-        from tts.models import resolve
+        from tts.engine_adapters.vllm_engine import VLLMEngine
+        from tts.engine_adapters.local_models import resolve
 
         return VLLMEngine.start(resolve(model), max_model_len=max_model_len, seed=seed)
     raise ConfigError(f"unknown engine '{kind}'; known: {', '.join(ENGINES)}")

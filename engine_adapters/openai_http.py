@@ -15,9 +15,9 @@ import openai
 from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from tts.engine import gather_owned
-from tts.errors import EngineUnavailable
-from tts.types import Chunk, Completion, GenerateRequest, TokenLogprob
+from tts.kernel.engine import gather_owned
+from tts.kernel.errors import EngineUnavailable
+from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 

@@ -19,8 +19,8 @@ from typing import Callable
 
 from pydantic import Field
 
-from tts.engine import gather_owned
-from tts.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
+from tts.kernel.engine import gather_owned
+from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
 
 _FILLER = (
     "First we read the problem carefully.", "We note the quantities given.", "Next we combine them step by step.",

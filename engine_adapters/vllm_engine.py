@@ -12,8 +12,8 @@ import os
 import time
 import uuid
 
-from tts.errors import EngineUnavailable
-from tts.types import Chunk, Completion, GenerateRequest, TokenLogprob
+from tts.kernel.errors import EngineUnavailable
+from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 
 def _all_cores() -> str:

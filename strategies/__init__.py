@@ -6,7 +6,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from tts.errors import ConfigError
+from tts.kernel.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ def make_config(spec: StrategySpec, **options: Any) -> BaseModel:
                           f"{first['msg']}") from None
 
 
-from strategies import self_consistency  # noqa: E402,F401  (registers itself)
-from strategies import pdr  # noqa: E402,F401
-from strategies import apr  # noqa: E402,F401
-from strategies import llm_compiler, react  # noqa: E402,F401
-from strategies import code_sc  # noqa: E402,F401
-from strategies import compose  # noqa: E402,F401
+from tts.strategies import self_consistency  # noqa: E402,F401  (registers itself)
+from tts.strategies import pdr  # noqa: E402,F401
+from tts.strategies import apr  # noqa: E402,F401
+from tts.strategies import llm_compiler, react  # noqa: E402,F401
+from tts.strategies import code_sc  # noqa: E402,F401
+from tts.strategies import compose  # noqa: E402,F401

@@ -15,11 +15,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from strategies import StrategySpec, register
-from strategies.pdr import fit_tail
-from strategies.spawn_parsers import PARSERS, ChildSpec
-from tts.context import Context
-from tts.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample
+from tts.strategies import StrategySpec, register
+from tts.strategies.pdr import fit_tail
+from tts.strategies.spawn_parsers import PARSERS, ChildSpec
+from tts.kernel.context import Context
+from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample
 
 
 class APRConfig(Frozen):
@@ -91,7 +91,7 @@ async def run_thread(ctx: Context, config: APRConfig, messages: tuple[Message, .
         async def child(i: int, spec: ChildSpec) -> str:
             prompt = (*context, Message(role="user", content=parser.child_prompt(spec, i)))
             if config.child:  # the child is a whole strategy run on the parent's context (e.g. self-consistency)
-                from strategies.compose import parse, run_stages
+                from tts.strategies.compose import parse, run_stages
 
                 sub = Problem(id=f"child{i}", question=spec.instruction,
                               meta={"messages": [m.model_dump() for m in prompt]})

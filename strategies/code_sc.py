@@ -9,12 +9,12 @@ from functools import partial
 
 from pydantic import Field
 
-from strategies import StrategySpec, register
-from strategies.self_consistency import SCConfig, sample
-from tasks import humaneval
-from tts.context import Context
-from tts.sandbox import SandboxLimits, run_python
-from tts.types import Answer, Frozen, GenerateRequest, Message, Problem
+from tts.strategies import StrategySpec, register
+from tts.strategies.self_consistency import SCConfig, sample
+from tts.tasks import humaneval
+from tts.kernel.context import Context
+from tts.tools.sandbox import SandboxLimits, run_python
+from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem
 
 PROPOSE = ("Write {k} new example calls of `{entry}` that test edge cases, one Python expression per line, "
            "nothing else.\n\n```python\n{prompt}```")

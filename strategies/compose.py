@@ -17,11 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-import strategies
-from strategies import StrategySpec, register
-from tts.context import Context
-from tts.errors import ConfigError
-from tts.types import Answer, Frozen, Problem
+from tts import strategies
+from tts.strategies import StrategySpec, register
+from tts.kernel.context import Context
+from tts.kernel.errors import ConfigError
+from tts.kernel.types import Answer, Frozen, Problem
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from functools import partial
 
 from pydantic import Field
 
-from strategies import StrategySpec, register
-from strategies.plan_parser import PlanError, PlanTask, StreamingPlanParser, substitute
-from tts.context import Context
-from tts.tools import Tool, ToolError
-from tts.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample
+from tts.strategies import StrategySpec, register
+from tts.strategies.plan_parser import PlanError, PlanTask, StreamingPlanParser, substitute
+from tts.kernel.context import Context
+from tts.tools.registry import Tool, ToolError
+from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample
 
 PLANNER = """PLANNER. Answer the question by planning calls to these tools:
 {tools}
@@ -47,8 +47,8 @@ class LLMCompilerConfig(Frozen):
 
 
 def reasoning_tool(ctx: Context, expr: str, task_name: str = "math") -> Tool:
-    import tasks
-    from strategies.compose import parse, run_stages
+    from tts import tasks
+    from tts.strategies.compose import parse, run_stages
 
     stages = parse(expr)
     sub = ctx.derive(tasks.get(task_name))  # answers read as math answers; same budget, trace and usage

@@ -21,13 +21,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from strategies import StrategySpec, register
-from strategies.self_consistency import VoteRule, answer_from, canonical, outcome_sample, to_sample
-from tts.aggregate import vote_counts
-from tts.context import Context
-from tts.prune import PruneConfig, run_pruned
-from tts.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample, Usage
-from tts.voting import semantic_entropy
+from tts.strategies import StrategySpec, register
+from tts.strategies.self_consistency import VoteRule, answer_from, canonical, outcome_sample, to_sample
+from tts.kit.aggregate import vote_counts
+from tts.kernel.context import Context
+from tts.kit.prune import PruneConfig, run_pruned
+from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample, Usage
+from tts.kit.voting import semantic_entropy
 
 SUMMARY_PROMPT = (
     "Below are {m} independent attempts at the same problem. Write a concise workspace for someone who will solve "

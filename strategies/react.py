@@ -6,11 +6,11 @@ import re
 
 from pydantic import Field
 
-from strategies import StrategySpec, register
-from strategies.plan_parser import parse_call
-from tts.context import Context
-from tts.tools import ToolError
-from tts.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample
+from tts.strategies import StrategySpec, register
+from tts.strategies.plan_parser import parse_call
+from tts.kernel.context import Context
+from tts.tools.registry import ToolError
+from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample
 
 REACT = """REACT. Answer the question using these tools:
 {tools}

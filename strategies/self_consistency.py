@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from strategies import StrategySpec, register
-from tts import stopping
-from tts.aggregate import vote_counts
-from tts.context import BranchOutcome, Context
-from tts.prune import PruneConfig, inherit_votes, run_pruned
-from tts.types import Answer, Completion, Frozen, GenerateRequest, Problem, Sample
-from tts.voting import semantic_entropy, trace_stats, vote
+from tts.strategies import StrategySpec, register
+from tts.kit import stopping
+from tts.kit.aggregate import vote_counts
+from tts.kernel.context import BranchOutcome, Context
+from tts.kit.prune import PruneConfig, inherit_votes, run_pruned
+from tts.kernel.types import Answer, Completion, Frozen, GenerateRequest, Problem, Sample
+from tts.kit.voting import semantic_entropy, trace_stats, vote
 
 VoteRule = Literal["majority", "logprob", "deepconf", "entropy", "shortest"]
 

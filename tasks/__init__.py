@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tasks import countdown, gsm8k, humaneval, math as math_task, tool_qa
-from tts.errors import ConfigError
-from tts.types import Message, Problem
+from tts.tasks import countdown, gsm8k, humaneval, math as math_task, tool_qa
+from tts.kernel.errors import ConfigError
+from tts.kernel.types import Message, Problem
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
-from tasks.gsm8k import read_jsonl
-from tts import safe_math
-from tts.errors import DataError
-from tts.types import Problem
+from tts.tasks.gsm8k import read_jsonl
+from tts.tools import safe_math
+from tts.kernel.errors import DataError
+from tts.kernel.types import Problem
 
 PROMPT = ("Using the numbers {numbers}, write an arithmetic expression that equals {target}. You may use + - * / "
           "and parentheses, and each number at most once. Reason step by step, then give the expression on the last "

@@ -5,9 +5,9 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from tasks.extract import extract_answer, is_correct, normalize_gold
-from tts.errors import DataError
-from tts.types import Problem
+from tts.tasks.extract import extract_answer, is_correct, normalize_gold
+from tts.kernel.errors import DataError
+from tts.kernel.types import Problem
 
 BUNDLED = "bundled_math.jsonl"
 
@@ -44,7 +44,7 @@ def gold_from_solution(answer: str) -> str | None:
 def load(path: str | Path | None = None) -> list[Problem]:
     """Problems from a GSM8K-format file, or the bundled set when no path is given."""
     if path is None:
-        ref = resources.files("tasks") / "data" / BUNDLED
+        ref = resources.files("tts.tasks") / "data" / BUNDLED
         with resources.as_file(ref) as p:
             return _parse(Path(p), source="bundled")
     return _parse(Path(path), source=str(path))

@@ -7,10 +7,10 @@ import re
 from math import comb
 from pathlib import Path
 
-from tasks.gsm8k import read_jsonl
-from tts.errors import DataError
-from tts.sandbox import SandboxLimits, run_python
-from tts.types import Problem
+from tts.tasks.gsm8k import read_jsonl
+from tts.kernel.errors import DataError
+from tts.tools.sandbox import SandboxLimits, run_python
+from tts.kernel.types import Problem
 
 PROMPT = ("Complete the following Python function. Reply with the whole function in one ```python code block.\n\n"
           "```python\n{question}```")

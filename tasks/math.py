@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tasks.extract import last_boxed
-from tasks.gsm8k import read_jsonl
-from tts.equivalence import canonicalize, equivalent, extract_math_answer
-from tts.errors import DataError
-from tts.types import Problem
+from tts.tasks.extract import last_boxed
+from tts.tasks.gsm8k import read_jsonl
+from tts.kit.equivalence import canonicalize, equivalent, extract_math_answer
+from tts.kernel.errors import DataError
+from tts.kernel.types import Problem
 
 PROMPT = ("Solve the following problem. Reason step by step, and put your final answer within \\boxed{{}}."
           "\n\nProblem: {question}")

@@ -11,8 +11,8 @@ import asyncio
 import hashlib
 import re
 
-from tts.tools import Tool, ToolError, calculator
-from tts.types import Problem
+from tts.tools.registry import Tool, ToolError, calculator
+from tts.kernel.types import Problem
 
 ATLAS = {
     "Veloria": {"capital": "Marsh Harbor", "currency": "vel", "neighbor": "Tarsin"},

@@ -1,8 +1,8 @@
 import pytest
 
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from tasks import get as get_task
-from tts.types import Problem
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.tasks import get as get_task
+from tts.kernel.types import Problem
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ import math
 
 import pytest
 
-from tts import stopping
-from tts.equivalence import canonicalize, equivalent, extract_math_answer
-from tts.types import Sample, TokenLogprob, TraceStats
-from tts.voting import semantic_entropy, trace_stats, vote
+from tts.kit import stopping
+from tts.kit.equivalence import canonicalize, equivalent, extract_math_answer
+from tts.kernel.types import Sample, TokenLogprob, TraceStats
+from tts.kit.voting import semantic_entropy, trace_stats, vote
 
 
 @pytest.mark.parametrize("a,b", [("0.5", "1/2"), ("\\frac{1}{2}", "0.5"), ("\\dfrac12", "1/2"),

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import tts
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from tts.budget import BudgetConfig
-from tts.types import Problem
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.kernel.budget import BudgetConfig
+from tts.kernel.types import Problem
 
 
 async def test_solve_with_an_engine_object():

@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-import tasks
-from strategies.apr import APRConfig, run
-from strategies.spawn_parsers import PARSERS
-from tasks import countdown
-from tts.context import Context
-from tts.types import Completion, Problem
+from tts import tasks
+from tts.strategies.apr import APRConfig, run
+from tts.strategies.spawn_parsers import PARSERS
+from tts.tasks import countdown
+from tts.kernel.context import Context
+from tts.kernel.types import Completion, Problem
 
 
 class Scripted:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fake_openai_server import FakeOpenAI
 
-TTS = [sys.executable, "-m", "tts.cli"]
+TTS = [sys.executable, "-m", "tts.app.cli"]
 
 
 def tts(*args, cwd, timeout=120):

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-import tasks
-from strategies.code_sc import CodeSCConfig, run, valid_calls
-from tasks import humaneval
-from tts.context import Context
-from tts.types import Completion
+from tts import tasks
+from tts.strategies.code_sc import CodeSCConfig, run, valid_calls
+from tts.tasks import humaneval
+from tts.kernel.context import Context
+from tts.kernel.types import Completion
 
 ROW = {"task_id": "T/0", "entry_point": "add",
        "prompt": 'def add(a: int, b: int) -> int:\n    """Add.\n    >>> add(2, 3)\n    5\n    >>> add(-1, 1)\n    0\n    """\n',
@@ -49,7 +49,7 @@ def test_pass_at_k():
 
 
 def test_missing_fields_are_a_clear_error(tmp_path):
-    from tts.errors import DataError
+    from tts.kernel.errors import DataError
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"task_id": "x", "prompt": "def f(): pass"}) + "\n")
     with pytest.raises(DataError, match="bad.jsonl:1: missing HumanEval field"):

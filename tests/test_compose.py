@@ -1,14 +1,14 @@
 """Composition: the text form, one budget and one DAG over stages, and strategies nested in APR and LLMCompiler."""
 import pytest
 
-import tasks
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from strategies.compose import ComposeConfig, parse, run
-from tasks import tool_qa
-from tts.budget import Budget, BudgetConfig
-from tts.context import Context
-from tts.errors import ConfigError
-from tts.types import Problem
+from tts import tasks
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.strategies.compose import ComposeConfig, parse, run
+from tts.tasks import tool_qa
+from tts.kernel.budget import Budget, BudgetConfig
+from tts.kernel.context import Context
+from tts.kernel.errors import ConfigError
+from tts.kernel.types import Problem
 
 P = Problem(id="p", question="What is 3 plus 4?", gold="7")
 
@@ -38,7 +38,7 @@ async def test_pipeline_shares_one_budget_and_one_dag(gsm8k):
 
 
 async def test_apr_children_run_self_consistency():
-    from strategies.apr import APRConfig, run as run_apr
+    from tts.strategies.apr import APRConfig, run as run_apr
 
     def responder(request):
         text = request.prompt_text()
@@ -58,7 +58,7 @@ async def test_apr_children_run_self_consistency():
 
 
 async def test_llm_compiler_with_a_reasoning_tool():
-    from strategies.llm_compiler import LLMCompilerConfig, run as run_lc
+    from tts.strategies.llm_compiler import LLMCompilerConfig, run as run_lc
 
     task = tasks.get("tools")
     problem = Problem(id="r", question="What is 20 plus 22?", gold="42")

@@ -5,11 +5,11 @@ import time
 import pytest
 
 from tests.conftest import make_sim
-from tts.budget import Budget, BudgetConfig
-from tts.context import Context
-from tts.errors import BudgetExhausted, EngineUnavailable
-from tts.trace import path_id
-from tts.types import GenerateRequest
+from tts.kernel.budget import Budget, BudgetConfig
+from tts.kernel.context import Context
+from tts.kernel.errors import BudgetExhausted, EngineUnavailable
+from tts.kernel.trace import path_id
+from tts.kernel.types import GenerateRequest
 
 REQ = GenerateRequest(prompt="What is 1 plus 1?", max_tokens=100, temperature=0.7)
 
@@ -157,10 +157,10 @@ async def test_dag_records_what_ran(problems):
 async def test_a_batch_run_restores_the_garbage_collector(problems, tmp_path):
     import gc
 
-    import strategies
-    import tasks
-    from strategies.self_consistency import SCConfig
-    from tts.runner import run_eval
+    from tts import strategies
+    from tts import tasks
+    from tts.strategies.self_consistency import SCConfig
+    from tts.app.runner import run_eval
     before = gc.get_threshold()
     await run_eval(make_sim(problems), tasks.get("gsm8k"), strategies.get("sc"), SCConfig(n=2), problems[:2],
                    tmp_path / "run", {}, progress=False)

@@ -1,7 +1,7 @@
 import pytest
 
-from tasks.extract import extract_answer, is_correct, last_boxed
-from tasks.gsm8k import gold_from_solution
+from tts.tasks.extract import extract_answer, is_correct, last_boxed
+from tts.tasks.gsm8k import gold_from_solution
 
 
 @pytest.mark.parametrize("text,expected", [

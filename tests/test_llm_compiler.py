@@ -4,16 +4,16 @@ import time
 
 import pytest
 
-import tasks
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from strategies.llm_compiler import LLMCompilerConfig, run as run_compiler
-from strategies.plan_parser import PlanError, PlanTask, Ref, StreamingPlanParser, parse_call, substitute
-from strategies.react import ReActConfig, run as run_react
-from tasks import tool_qa
-from tts.context import Context
-from tts.sandbox import SandboxLimits, run_python
-from tts.tools import ToolError, calculator, tool
-from tts.types import Problem
+from tts import tasks
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.strategies.llm_compiler import LLMCompilerConfig, run as run_compiler
+from tts.strategies.plan_parser import PlanError, PlanTask, Ref, StreamingPlanParser, parse_call, substitute
+from tts.strategies.react import ReActConfig, run as run_react
+from tts.tasks import tool_qa
+from tts.kernel.context import Context
+from tts.tools.sandbox import SandboxLimits, run_python
+from tts.tools.registry import ToolError, calculator, tool
+from tts.kernel.types import Problem
 
 
 def test_plan_parser_streams_lines_and_types_references():

@@ -2,11 +2,11 @@
 import pytest
 
 from tests.conftest import make_sim
-from tts.budget import Budget, BudgetConfig, Price
-from tts.context import Context
-from tts.errors import ConfigError
-from tts.jobs import RunSpec, parse_price
-from tts.types import GenerateRequest
+from tts.kernel.budget import Budget, BudgetConfig, Price
+from tts.kernel.context import Context
+from tts.kernel.errors import ConfigError
+from tts.app.jobs import RunSpec, parse_price
+from tts.kernel.types import GenerateRequest
 
 REQ = GenerateRequest(prompt="q0", max_tokens=40, temperature=0.7)
 

@@ -3,10 +3,10 @@ import socket
 
 import pytest
 
-from engine_adapters.openai_http import OpenAIEngine
+from tts.engine_adapters.openai_http import OpenAIEngine
 from tests.fake_openai_server import FakeOpenAI
-from tts.errors import EngineUnavailable
-from tts.types import GenerateRequest, Message
+from tts.kernel.errors import EngineUnavailable
+from tts.kernel.types import GenerateRequest, Message
 
 CHAT = GenerateRequest(messages=(Message(role="user", content="hi"),), n=1, seed=7, max_tokens=20, temperature=0.7)
 

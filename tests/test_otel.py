@@ -2,13 +2,14 @@
 import numpy as np
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import tasks
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from strategies.self_consistency import SCConfig, run
-from tts import embed, otel
-from tts.context import Context
-from tts.prune import PruneConfig
-from tts.types import Problem
+from tts import tasks
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.strategies.self_consistency import SCConfig, run
+from tts.kit import embed
+from tts.app import otel
+from tts.kernel.context import Context
+from tts.kit.prune import PruneConfig
+from tts.kernel.types import Problem
 
 
 async def test_spans_for_branches_calls_and_decisions(monkeypatch):
@@ -34,5 +35,5 @@ async def test_spans_for_branches_calls_and_decisions(monkeypatch):
 
 def test_no_exporter_no_spans(monkeypatch):
     monkeypatch.delenv("TTS_OTEL", raising=False)
-    from tts.trace import Tracer
+    from tts.kernel.trace import Tracer
     assert otel.export(Tracer()) == 0

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from strategies.pdr import PDRConfig, SRConfig, fit_tail, run
-from tts.budget import Budget, BudgetConfig
-from tts.context import Context
-from tts.types import Problem
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.strategies.pdr import PDRConfig, SRConfig, fit_tail, run
+from tts.kernel.budget import Budget, BudgetConfig
+from tts.kernel.context import Context
+from tts.kernel.types import Problem
 
 
 class Recording:
@@ -102,7 +102,7 @@ def test_fit_tail_keeps_the_end():
 
 
 def test_math_loaders_read_every_shape(tmp_path):
-    import tasks
+    from tts import tasks
     rows = [{"problem": "p1", "answer": "\\frac12"}, {"problem": "p2", "solution": "so \\boxed{\\sqrt{2}}."},
             {"question": "q3", "answer": "$x<1$"}, {"Body": "b4.", "Question": "q4?", "Answer": 6.0},
             {"question": "q5", "answer": "work\n#### 1,000"}]
@@ -114,6 +114,6 @@ def test_math_loaders_read_every_shape(tmp_path):
     math = tasks.get("math")
     assert math.grade(problems[0], "0.5") and math.grade(problems[4], "1000") and not math.grade(problems[1], "2")
     path.write_text(json.dumps({"problem": "p", "solution": "no box"}) + "\n")
-    from tts.errors import DataError
+    from tts.kernel.errors import DataError
     with pytest.raises(DataError, match="m.jsonl:1: missing a \\\\boxed"):
         math.load(path)

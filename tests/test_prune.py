@@ -4,13 +4,13 @@ import time
 import numpy as np
 import pytest
 
-import tasks
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from strategies.self_consistency import SCConfig, run
-from tts import embed
-from tts.context import Context
-from tts.prune import PruneConfig, last_step
-from tts.types import Problem
+from tts import tasks
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.strategies.self_consistency import SCConfig, run
+from tts.kit import embed
+from tts.kernel.context import Context
+from tts.kit.prune import PruneConfig, last_step
+from tts.kernel.types import Problem
 
 P = Problem(id="p", question="What is 3 plus 4?", gold="7")
 
@@ -105,9 +105,9 @@ def test_real_embeddings_rank_paraphrases_above_unrelated_text():
 
 
 def test_pruned_votes_follow_their_representative_or_are_dropped():
-    from tts.aggregate import vote_counts
-    from tts.prune import inherit_votes
-    from tts.types import Sample
+    from tts.kit.aggregate import vote_counts
+    from tts.kit.prune import inherit_votes
+    from tts.kernel.types import Sample
 
     def sample(i, answer, status="ok"):
         return Sample(index=i, text="", answer=answer, completion_tokens=10, status=status)
@@ -133,7 +133,7 @@ async def test_pruned_traces_can_inherit_their_representatives_votes(fake_embedd
 
 
 def test_numbers_signal_reads_intermediate_results_not_the_questions_numbers():
-    from tts.prune import jaccard, numbers
+    from tts.kit.prune import jaccard, numbers
 
     question = numbers("Ann has 3 boxes of 4 apples.")
     a = numbers("3 boxes times 4 apples = 12 apples; 12.0 + 1,200.50 = 1212.5", question)
@@ -145,7 +145,7 @@ def test_numbers_signal_reads_intermediate_results_not_the_questions_numbers():
 
 
 def test_clustering_and_selection_keep_quota_and_the_minimum_alive():
-    from tts.prune import cluster, select_prunes
+    from tts.kit.prune import cluster, select_prunes
 
     groups = {0: "a", 1: "a", 2: "b", 3: "a", 4: "b", 5: "c"}
     clusters = cluster(list(groups), lambda i, rep: (groups[i] == groups[rep], 1.0))

@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from tts.context import Context
-from tts.types import GenerateRequest, Message
+from tts.kernel.context import Context
+from tts.kernel.types import GenerateRequest, Message
 
 pytestmark = pytest.mark.real_engine
 MODEL = "smollm2-135m"
@@ -24,7 +24,7 @@ PREFIX = ("You are a patient math tutor. Explain each step of your reasoning in 
 def model_dir() -> str:
     try:
         import vllm  # noqa: F401
-        from tts.models import is_ready, model_dir as path
+        from tts.engine_adapters.local_models import is_ready, model_dir as path
     except ImportError as e:
         reason = f"vLLM not installed: {e}"
     else:
@@ -41,9 +41,9 @@ def chat(text: str, **kw) -> GenerateRequest:
 
 
 async def test_vllm_adapter_in_process(gsm8k):
-    from engine_adapters.vllm_engine import VLLMEngine
-    from strategies.self_consistency import SCConfig, run
-    from tts.types import Problem
+    from tts.engine_adapters.vllm_engine import VLLMEngine
+    from tts.strategies.self_consistency import SCConfig, run
+    from tts.kernel.types import Problem
 
     engine = VLLMEngine.start(model_dir(), max_model_len=2048)
     try:
@@ -90,7 +90,7 @@ def _free_port() -> int:
 
 
 async def test_openai_adapter_against_vllm_server(tmp_path):
-    from engine_adapters.openai_http import OpenAIEngine
+    from tts.engine_adapters.openai_http import OpenAIEngine
 
     path, port = model_dir(), _free_port()
     log = (tmp_path / "server.log").open("w")

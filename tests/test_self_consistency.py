@@ -1,13 +1,13 @@
 import pytest
 
-import strategies
-from engine_adapters.sim import SimConfig, SimulatedEngine
-from strategies.self_consistency import SCConfig, run
-from tts.aggregate import majority, vote_counts, vote_decided
-from tts.budget import Budget, BudgetConfig
-from tts.context import Context
-from tts.errors import ConfigError
-from tts.types import Sample
+from tts import strategies
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.strategies.self_consistency import SCConfig, run
+from tts.kit.aggregate import majority, vote_counts, vote_decided
+from tts.kernel.budget import Budget, BudgetConfig
+from tts.kernel.context import Context
+from tts.kernel.errors import ConfigError
+from tts.kernel.types import Sample
 
 
 def s(i, a, status="ok"):

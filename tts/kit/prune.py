@@ -23,10 +23,10 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
-from tts.branches import BranchOutcome, StopRule
-from tts.budget import Budget
-from tts.context import Context
-from tts.types import Chunk, Completion, Frozen, GenerateRequest, Message, Sample
+from tts.kernel.branches import BranchOutcome, StopRule
+from tts.kernel.budget import Budget
+from tts.kernel.context import Context
+from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Message, Sample
 
 PROBE_SUFFIX = "\n\nSo far, my current best guess for the final answer is: The answer is"
 
@@ -168,7 +168,7 @@ class Pruner:
         if c.signal == "numbers":
             nums = {i: numbers(self.text[i], self._question_numbers) for i in order}  # finished ones streamed too
         elif c.signal != "probe":
-            from tts.embed import embed
+            from tts.kit.embed import embed
 
             texts = [self.text[i] if c.signal == "prefix" else last_step(self.text[i]) for i in order]
             vectors = dict(zip(order, await embed(texts)))

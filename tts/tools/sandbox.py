@@ -24,7 +24,7 @@ import time
 
 from pydantic import Field
 
-from tts.types import Frozen
+from tts.kernel.types import Frozen
 
 NOBODY = 65534
 _GUARD = r'''

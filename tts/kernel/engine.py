@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator, Protocol, runtime_checkable
 
-from tts.types import Chunk, Completion, GenerateRequest
+from tts.kernel.types import Chunk, Completion, GenerateRequest
 
 
 @runtime_checkable

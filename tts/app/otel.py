@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tts.trace import Tracer, path_id
+from tts.kernel.trace import Tracer, path_id
 
 DECISIONS = {"prune", "stop", "spawn", "spawn_refused", "replan", "plan_error", "round_end", "stage"}
 

@@ -10,7 +10,7 @@ import functools
 import os
 import threading
 
-from tts.errors import ConfigError
+from tts.kernel.errors import ConfigError
 
 _lock = threading.Lock()
 

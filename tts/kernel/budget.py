@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from pydantic import Field
 
-from tts.errors import BudgetExhausted
-from tts.types import Frozen
+from tts.kernel.errors import BudgetExhausted
+from tts.kernel.types import Frozen
 
 
 class BudgetConfig(Frozen):

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from tts import safe_math
-from tts.sandbox import SandboxLimits, run_python
+from tts.tools import safe_math
+from tts.tools.sandbox import SandboxLimits, run_python
 
 
 class ToolError(Exception):

@@ -19,15 +19,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from strategies import StrategySpec
-from tasks import Task
-from tts.budget import Budget, BudgetConfig
-from tts.context import Context
-from tts.engine import Engine
-from tts.errors import ConfigError, EngineUnavailable
-from tts.otel import export as export_spans
-from tts.trace import Tracer, json_line
-from tts.types import Problem
+from tts.strategies import StrategySpec
+from tts.tasks import Task
+from tts.kernel.budget import Budget, BudgetConfig
+from tts.kernel.context import Context
+from tts.kernel.engine import Engine
+from tts.kernel.errors import ConfigError, EngineUnavailable
+from tts.app.otel import export as export_spans
+from tts.kernel.trace import Tracer, json_line
+from tts.kernel.types import Problem
 
 RESULTS, TRACE, SUMMARY, CONFIG = "results.jsonl", "trace.jsonl", "summary.json", "config.json"
 # Options that must match for --resume to continue a run rather than mix two different ones.

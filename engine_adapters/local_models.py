@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tts.errors import ConfigError, EngineUnavailable
+from tts.kernel.errors import ConfigError, EngineUnavailable
 
 
 @dataclass(frozen=True)

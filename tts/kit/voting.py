@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
-from tts.types import Sample, TokenLogprob, TraceStats
+from tts.kernel.types import Sample, TokenLogprob, TraceStats
 
 VOTING = ("ok", "inherited")  # sample statuses that cast a vote
 

@@ -8,25 +8,25 @@ import json
 import time
 from pathlib import Path
 
-from tts.errors import ConfigError
+from tts.kernel.errors import ConfigError
 
 
 class _Worker:
     """A Ray actor: one engine, problems solved concurrently on its own event loop."""
 
     def __init__(self, spec_json: str, problems_json: str) -> None:
-        from tts.jobs import RunSpec
-        from tts.types import Problem
+        from tts.app.jobs import RunSpec
+        from tts.kernel.types import Problem
 
         self.spec = RunSpec.model_validate_json(spec_json)
         self.problems = [Problem.model_validate(p) for p in json.loads(problems_json)]
         self.engine = None
 
     async def solve(self, ids: list[str]) -> list[dict]:
-        import tasks
-        from engine_adapters import make_engine
-        from tts.jobs import strategy_config
-        from tts.runner import solve_one
+        from tts import tasks
+        from tts.engine_adapters import make_engine
+        from tts.app.jobs import strategy_config
+        from tts.app.runner import solve_one
 
         spec = self.spec
         task = tasks.get(spec.task)
@@ -58,8 +58,8 @@ async def run_eval_ray(spec, problems, run_dir: Path, run_config: dict, *, worke
         import ray
     except ImportError:
         raise ConfigError("--executor ray needs the `ray` extra (pip install 'tts[ray]')") from None
-    from tts.runner import RESULTS, SUMMARY, TRACE, prepare_run_dir, summarize
-    from tts.trace import json_line
+    from tts.app.runner import RESULTS, SUMMARY, TRACE, prepare_run_dir, summarize
+    from tts.kernel.trace import json_line
 
     done = prepare_run_dir(run_dir, run_config, spec.resume)
     rows = [done[p.id] for p in problems if p.id in done]

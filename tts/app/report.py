@@ -6,9 +6,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from tts.curves import accuracy_at_n
-from tts.errors import DataError
-from tts.runner import CONFIG, RESULTS, TRACE, read_finished, summarize
+from tts.kit.curves import accuracy_at_n
+from tts.kernel.errors import DataError
+from tts.app.runner import CONFIG, RESULTS, TRACE, read_finished, summarize
 
 
 def load_run(path: Path) -> tuple[dict, list[dict]]:
@@ -20,8 +20,8 @@ def load_run(path: Path) -> tuple[dict, list[dict]]:
 
 
 def _grader(config: dict):
-    import tasks
-    from tts.types import Problem
+    from tts import tasks
+    from tts.kernel.types import Problem
 
     task = tasks.get(config.get("task", "gsm8k"))
     if task.name in ("humaneval", "countdown", "tools"):

@@ -15,7 +15,7 @@ import random
 from math import comb
 from typing import Callable
 
-from tts.aggregate import vote_decided
+from tts.kit.aggregate import vote_decided
 
 StopCriterion = Callable[[dict[str, int], int], bool]
 

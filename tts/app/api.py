@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from tts.budget import Budget, BudgetConfig
-from tts.context import Context
-from tts.engine import Engine
-from tts.trace import Tracer
-from tts.types import Answer, Frozen, Problem, Usage
+from tts.kernel.budget import Budget, BudgetConfig
+from tts.kernel.context import Context
+from tts.kernel.engine import Engine
+from tts.kernel.trace import Tracer
+from tts.kernel.types import Answer, Frozen, Problem, Usage
 
 
 class Result(Frozen):
@@ -31,9 +31,9 @@ async def solve(question: str, *, strategy: str = "self-consistency", engine: En
                 task: str = "gsm8k", budget: BudgetConfig | None = None, model: str | None = None,
                 base_url: str | None = None, **options: Any) -> Result:
     """Solve one question with a strategy on an engine (an Engine object, or a name: "vllm", "openai", "sim")."""
-    import strategies
-    import tasks
-    from engine_adapters import make_engine
+    from tts import strategies
+    from tts import tasks
+    from tts.engine_adapters import make_engine
 
     spec = strategies.get(strategy)
     config = strategies.make_config(spec, **options)

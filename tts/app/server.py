@@ -15,13 +15,13 @@ import time
 import uuid
 from typing import Any
 
-import strategies
-import tasks
-from tts.budget import Budget
-from tts.context import Context
-from tts.errors import ConfigError
-from tts.trace import Tracer
-from tts.types import Answer, Problem
+from tts import strategies
+from tts import tasks
+from tts.kernel.budget import Budget
+from tts.kernel.context import Context
+from tts.kernel.errors import ConfigError
+from tts.kernel.trace import Tracer
+from tts.kernel.types import Answer, Problem
 
 PRESETS = {"sc": "self-consistency", "greedy": "greedy", "pdr": "pdr", "sr": "sr", "apr": "apr"}
 

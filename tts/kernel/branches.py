@@ -13,11 +13,11 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Literal, TypeVar
 
-from tts.errors import BudgetExhausted, EngineUnavailable
-from tts.trace import Path, current_path, path_id
+from tts.kernel.errors import BudgetExhausted, EngineUnavailable
+from tts.kernel.trace import Path, current_path, path_id
 
 if TYPE_CHECKING:
-    from tts.context import Context
+    from tts.kernel.context import Context
 
 T = TypeVar("T")
 Status = Literal["ok", "error", "cancelled", "budget"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from tts.types import Sample
-from tts.voting import voters
+from tts.kernel.types import Sample
+from tts.kit.voting import voters
 
 
 def vote_counts(samples: Iterable[Sample]) -> dict[str, int]:
@@ -15,7 +15,7 @@ def vote_counts(samples: Iterable[Sample]) -> dict[str, int]:
 
 def majority(votes: dict[str, int]) -> str | None:
     """The most-voted answer; a tie goes to the answer whose first sample has the lowest index."""
-    from tts.voting import best
+    from tts.kit.voting import best
 
     return best(votes)
 
