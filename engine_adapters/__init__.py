@@ -1,11 +1,62 @@
-"""Engine construction by name: `vllm` (in-process, GPU or CPU build), `openai` (any compatible server), `sim`."""
+"""Engines by name, each with its own typed spec: `vllm` (in-process, GPU or CPU build), `openai` (any compatible
+server), `sim` (a deterministic simulator for tests and overhead benchmarks). Adding an engine is one module plus one
+`register` line here."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Literal
 
+from pydantic import Field
+
+from tts.kernel.budget import Price
 from tts.kernel.engine import Engine
 from tts.kernel.errors import ConfigError
-from tts.kernel.types import Problem
+from tts.kernel.types import Frozen, GenerateRequest, Problem
+
+
+class SimSpec(Frozen):
+    kind: Literal["sim"] = "sim"
+    accuracy: float = Field(0.7, ge=0.0, le=1.0, description="probability that a completion's answer is right")
+    latency_per_token_s: float = Field(0.001, ge=0.0)
+    seed: int = 0
+
+
+class OpenAISpec(Frozen):
+    kind: Literal["openai"] = "openai"
+    model: str
+    base_url: str = "http://127.0.0.1:8000/v1"
+    rate_limit: float | None = Field(None, gt=0, description="requests per second")
+
+
+class VLLMSpec(Frozen):
+    kind: Literal["vllm"] = "vllm"
+    model: str | None = None  # a local model name (tts setup-model --list) or a model directory
+    max_model_len: int = Field(4096, ge=16)
+    seed: int = 0
+
+
+EngineSpec = SimSpec | OpenAISpec | VLLMSpec
+Responder = Callable[[GenerateRequest], "str | None"]
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    name: str
+    spec: type[Frozen]
+    open: Callable[..., Awaitable[Engine]]  # (spec, problems, responder, price) -> a started engine
+
+
+_KINDS: dict[str, EngineKind] = {}
+
+
+def register(kind: EngineKind) -> None:
+    _KINDS[kind.name] = kind
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
 
 ENGINES = ("vllm", "openai", "sim")
 
@@ -15,36 +66,63 @@ def default_engine() -> str:
     return "vllm"
 
 
-async def make_engine(kind: str | None, *, model: str | None = None, base_url: str | None = None,
-                      problems: list[Problem] | None = None, seed: int = 0, sim: dict | None = None,
-                      max_model_len: int = 4096, rate_limit: float | None = None, responder=None,
-                      price=None) -> Engine:
-    """`price` (tts.budget.Price) is what the engine's tokens cost, for money budgets and usage reports."""
-    engine = await _make(kind or default_engine(), model=model, base_url=base_url, problems=problems, seed=seed,
-                         sim=sim, max_model_len=max_model_len, rate_limit=rate_limit, responder=responder)
-    engine.price = price
+def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
+    """The typed spec of engine `kind` from options (unset ones dropped); an unknown kind or bad value is a
+    ConfigError, raised before anything starts."""
+    from pydantic import ValidationError
+
+    kind = kind or default_engine()
+    if kind not in _KINDS:
+        raise ConfigError(f"unknown engine '{kind}'; known: {', '.join(_KINDS)}")
+    spec_type = _KINDS[kind].spec
+    given = {k: v for k, v in options.items() if v is not None and k in spec_type.model_fields}
+    if kind == "openai":
+        given.setdefault("base_url", os.environ.get("OPENAI_BASE_URL") or OpenAISpec.model_fields["base_url"].default)
+        if not given.get("model"):
+            raise ConfigError("--engine openai needs --model (the name the server serves)")
+    try:
+        return spec_type(**given)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid option for engine '{kind}': {'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']}") from None
+
+
+async def open_engine(spec: EngineSpec, *, problems: list[Problem] | None = None, responder: Responder | None = None,
+                      price: Price | None = None) -> Engine:
+    """Start the engine a spec names. `price` is what its tokens cost, for money budgets and usage reports;
+    `problems` and `responder` let the simulator answer (the other engines ignore them)."""
+    return await _KINDS[spec.kind].open(spec, problems or [], responder, price)
+
+
+async def make_engine(kind: str | None, *, problems: list[Problem] | None = None, responder: Responder | None = None,
+                      price: Price | None = None, **options: Any) -> Engine:
+    """`open_engine(engine_spec(kind, **options))`, for callers that hold loose options."""
+    return await open_engine(engine_spec(kind, **options), problems=problems, responder=responder, price=price)
+
+
+async def _open_sim(spec: SimSpec, problems, responder, price) -> Engine:
+    from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+
+    config = SimConfig(accuracy=spec.accuracy, latency_per_token_s=spec.latency_per_token_s, seed=spec.seed)
+    return SimulatedEngine.for_problems(problems, config, responder=responder, price=price)
+
+
+async def _open_openai(spec: OpenAISpec, problems, responder, price) -> Engine:
+    from tts.engine_adapters.openai_http import OpenAIEngine
+
+    engine = OpenAIEngine(spec.base_url, spec.model, rate_limit=spec.rate_limit, price=price)
+    await engine.check()
     return engine
 
 
-async def _make(kind: str, *, model, base_url, problems, seed, sim, max_model_len, rate_limit, responder) -> Engine:
-    if kind == "sim":
-        from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+async def _open_vllm(spec: VLLMSpec, problems, responder, price) -> Engine:
+    from tts.engine_adapters.local_models import resolve
+    from tts.engine_adapters.vllm_engine import VLLMEngine
 
-        engine = SimulatedEngine.for_problems(problems or [], SimConfig(seed=seed, **(sim or {})))
-        engine._responder = responder or engine._responder
-        return engine
-    if kind == "openai":
-        from tts.engine_adapters.openai_http import OpenAIEngine
+    return VLLMEngine.start(resolve(spec.model), max_model_len=spec.max_model_len, seed=spec.seed, price=price)
 
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"
-        if not model:
-            raise ConfigError("--engine openai needs --model (the name the server serves)")
-        engine = OpenAIEngine(url, model, rate_limit=rate_limit)
-        await engine.check()
-        return engine
-    if kind == "vllm":
-        from tts.engine_adapters.vllm_engine import VLLMEngine
-        from tts.engine_adapters.local_models import resolve
 
-        return VLLMEngine.start(resolve(model), max_model_len=max_model_len, seed=seed)
-    raise ConfigError(f"unknown engine '{kind}'; known: {', '.join(ENGINES)}")
+register(EngineKind("vllm", VLLMSpec, _open_vllm))
+register(EngineKind("openai", OpenAISpec, _open_openai))
+register(EngineKind("sim", SimSpec, _open_sim))

@@ -15,19 +15,22 @@ import openai
 from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from tts.kernel.engine import gather_owned
 from tts.kernel.errors import EngineUnavailable
+from tts.kernel.budget import Price
+from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 
 
-class OpenAIEngine:
-    price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
+class OpenAIEngine(EngineBase):
     name = "openai"
+    capabilities = Capabilities(stream=True, logprobs=True)
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, rate_limit: float | None = None,
-                 max_retries: int = 4, timeout_s: float = 600.0, backoff_s: float = 0.5) -> None:
+                 max_retries: int = 4, timeout_s: float = 600.0, backoff_s: float = 0.5,
+                 price: Price | None = None) -> None:
+        self.price = price
         self.base_url = base_url
         self.model = model
         self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY", "EMPTY"),

@@ -19,7 +19,8 @@ from typing import Callable
 
 from pydantic import Field
 
-from tts.kernel.engine import gather_owned
+from tts.kernel.budget import Price
+from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
 
 _FILLER = (
@@ -46,13 +47,15 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest, "big"))
 
 
-class SimulatedEngine:
-    price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
+class SimulatedEngine(EngineBase):
     name = "sim"
+    capabilities = Capabilities(stream=True, logprobs=True)
 
     def __init__(self, config: SimConfig | None = None, oracle: Callable[[str], str | None] | None = None,
-                 responder: Callable[[GenerateRequest], str | None] | None = None) -> None:
+                 responder: Callable[[GenerateRequest], str | None] | None = None, *,
+                 price: Price | None = None) -> None:
         self.config = config or SimConfig()
+        self.price = price
         self._oracle = oracle or (lambda prompt: None)
         # A scripted responder (e.g. a task's gold planner) replaces the reasoning text where it answers.
         self._responder = responder or (lambda request: None)
@@ -65,7 +68,9 @@ class SimulatedEngine:
         self.max_in_flight = 0
 
     @classmethod
-    def for_problems(cls, problems: list[Problem], config: SimConfig | None = None) -> "SimulatedEngine":
+    def for_problems(cls, problems: list[Problem], config: SimConfig | None = None, *,
+                     responder: Callable[[GenerateRequest], str | None] | None = None,
+                     price: Price | None = None) -> "SimulatedEngine":
         """A simulator that knows the gold answer of each problem whose question appears in a prompt."""
         known = [(p.question, p.gold) for p in problems if p.gold is not None]
 
@@ -76,7 +81,7 @@ class SimulatedEngine:
                     return gold
             return None
 
-        return cls(config, oracle)
+        return cls(config, oracle, responder, price=price)
 
     def plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
         """The (text, tokens, seconds, finish reason) this simulator produces for one choice of a request.

@@ -13,6 +13,8 @@ import time
 import uuid
 
 from tts.kernel.errors import EngineUnavailable
+from tts.kernel.budget import Price
+from tts.kernel.engine import Capabilities, EngineBase
 from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 
@@ -21,11 +23,12 @@ def _all_cores() -> str:
     return ",".join(map(str, cores))
 
 
-class VLLMEngine:
-    price = None  # tts.budget.Price, set by make_engine: what this engine's tokens cost
+class VLLMEngine(EngineBase):
     name = "vllm"
+    capabilities = Capabilities(stream=True, logprobs=True, tokenizer=True, prefix_cache=True)
 
-    def __init__(self, llm, model: str) -> None:
+    def __init__(self, llm, model: str, *, price: Price | None = None) -> None:
+        self.price = price
         from vllm.platforms import current_platform
 
         self.llm = llm
@@ -39,7 +42,8 @@ class VLLMEngine:
 
     @classmethod
     def start(cls, model: str, *, max_model_len: int = 4096, kv_cache_gib: int = 2, enforce_eager: bool = True,
-              dtype: str = "bfloat16", seed: int = 0, max_num_seqs: int = 64) -> "VLLMEngine":
+              dtype: str = "bfloat16", seed: int = 0, max_num_seqs: int = 64,
+              price: Price | None = None) -> "VLLMEngine":
         # Without a KV cache size the CPU build reserves most of the machine's memory.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         # The CPU build's automatic binding keeps one core for its scheduler, which on a 2-core machine halves the
@@ -57,7 +61,7 @@ class VLLMEngine:
             llm = AsyncLLM.from_engine_args(args)
         except Exception as e:
             raise EngineUnavailable(f"vLLM could not start model {model}: {type(e).__name__}: {e}") from None
-        return cls(llm, model)
+        return cls(llm, model, price=price)
 
     def _params(self, request: GenerateRequest, output_kind):
         from vllm import SamplingParams

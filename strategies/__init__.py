@@ -1,4 +1,6 @@
-"""Strategies by name. A strategy is `async def run(ctx, problem, config) -> Answer` with a frozen config model."""
+"""Strategies by name. A strategy is `async def run(ctx, problem, config) -> Answer` with a frozen config model;
+one that refines an earlier stage's samples also takes `upstream: Answer | None` (registered with takes_upstream).
+Adding a strategy is one module plus one import line at the end of this file."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ class StrategySpec:
     run: Callable[..., Awaitable[Any]]
     config: type[BaseModel]
     aliases: tuple[str, ...] = ()
+    # run takes `upstream: Answer | None` (the previous stage's answer in a composition `a | b`)
+    takes_upstream: bool = False
 
 
 _REGISTRY: dict[str, StrategySpec] = {}

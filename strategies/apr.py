@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from tts.strategies import StrategySpec, register
-from tts.strategies.pdr import fit_tail
+from tts.strategies.samples import fit_tail
 from tts.strategies.spawn_parsers import PARSERS, ChildSpec
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample

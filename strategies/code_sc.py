@@ -64,7 +64,7 @@ async def behaviour(problem: Problem, code: str | None, calls: list[str]) -> tup
 async def run(ctx: Context, problem: Problem, config: CodeSCConfig) -> Answer:
     sc = SCConfig(n=config.n, temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed,
                   early_stop=False, batch=True)
-    samples, _ = await sample(ctx, problem, sc)
+    samples = list((await sample(ctx, problem, sc)).samples)
     calls = humaneval.example_calls(problem)
     entry = problem.meta["entry_point"]
     if config.proposed_inputs:

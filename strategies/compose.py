@@ -84,17 +84,23 @@ def parse(text: str) -> list[Stage]:
         stages.insert(0, tree.right)
         tree = tree.left
     stages.insert(0, tree)
-    return [_stage(node, text) for node in stages]
+    parsed = [_stage(node, text) for node in stages]
+    for i, stage in enumerate(parsed[1:], start=2):
+        if not stage.spec.takes_upstream:
+            refiners = sorted({s.name for s in map(strategies.get, strategies.names()) if s.takes_upstream})
+            raise ConfigError(f"strategy expression '{text}': stage {i} ({stage.spec.name}) cannot start from the "
+                              f"previous stage's samples; after | use one of: {', '.join(refiners)}")
+    return parsed
 
 
 async def run_stages(ctx: Context, problem: Problem, stages: list[Stage]) -> Answer:
     answer: Answer | None = None
     for i, stage in enumerate(stages):
-        if answer is not None:
-            ctx.scratch["upstream"] = answer  # the next stage starts from the previous one's samples
         ctx.emit("stage", index=i, strategy=stage.spec.name)
-        answer = await stage.spec.run(ctx, problem, stage.config)
-        ctx.scratch.pop("upstream", None)
+        if i == 0:
+            answer = await stage.spec.run(ctx, problem, stage.config)
+        else:  # the previous stage's answer is handed over explicitly, never through shared state
+            answer = await stage.spec.run(ctx, problem, stage.config, upstream=answer)
     return answer
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import Field
 
 from tts.strategies import StrategySpec, register
-from tts.strategies.self_consistency import VoteRule, answer_from, canonical, outcome_sample, to_sample
+from tts.strategies.samples import VoteRule, answer_from, canonical, fit_tail, outcome_sample, to_sample
 from tts.kit.aggregate import vote_counts
 from tts.kernel.context import Context
 from tts.kit.prune import PruneConfig, run_pruned
@@ -62,20 +62,6 @@ class SRConfig(PDRConfig):
     top_k: int = 1
 
 
-def fit_tail(ctx: Context, text: str, limit: int) -> str:
-    """The longest tail of `text` within `limit` tokens (the end of a solution holds its answer)."""
-    if ctx.count_tokens(text) <= limit:
-        return text
-    lo, hi = 0, len(text)  # binary search on how many leading characters to drop
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ctx.count_tokens(text[mid:]) <= limit:
-            hi = mid
-        else:
-            lo = mid + 1
-    return "..." + text[lo + 3:] if lo + 3 < len(text) else ""
-
-
 def rank(samples: list[Sample]) -> list[Sample]:
     votes = vote_counts(samples)
     conf = lambda s: s.stats.mean_logprob if s.stats else 0.0
@@ -97,15 +83,16 @@ async def distill(ctx: Context, problem: Problem, samples: list[Sample], config:
     return "\n\n".join(header.format(i=i + 1) + fit_tail(ctx, s.text, max(per, 1)) for i, s in enumerate(chosen))
 
 
-async def run(ctx: Context, problem: Problem, config: PDRConfig) -> Answer:
+async def run(ctx: Context, problem: Problem, config: PDRConfig, upstream: Answer | None = None) -> Answer:
+    """`upstream`: the answer of a sampling stage composed before this one; its surviving samples are round
+    0's drafts."""
     base = ctx.task.messages(problem)
     workspace: str | None = None
     rounds: list[dict] = []
     samples: list[Sample] = []
     previous: str | None = None
     stopped = False
-    upstream = ctx.scratch.get("upstream")
-    if upstream is not None:  # composed after a sampling stage: its surviving samples are round 0's drafts
+    if upstream is not None:
         survivors = [s for s in upstream.samples if s.status == "ok"]
         if survivors:
             previous = upstream.answer
@@ -129,7 +116,7 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig) -> Answer:
 
             outcomes = await ctx.branches([partial(draft, i) for i in range(config.drafts)], label=f"round{r + 1}")
             pruned = 0
-        samples = canonical(ctx, [outcome_sample(o) for o in outcomes if not (o.error or "").startswith("pruned")])
+        samples = canonical(ctx, [outcome_sample(o) for o in outcomes if o.status != "pruned"])
         answers = [s.answer for s in samples if s.status == "ok"]
         agreement = answers if config.drafts > 1 else ([previous] if previous else []) + answers
         entropy = semantic_entropy(agreement) if agreement else None
@@ -151,5 +138,5 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig) -> Answer:
     return answer_from(ctx, samples, config.vote, stopped_early=stopped, rounds=rounds)
 
 
-register(StrategySpec("pdr", run, PDRConfig, aliases=("parallel-distill-refine",)))
-register(StrategySpec("sr", run, SRConfig, aliases=("sequential-refinement",)))
+register(StrategySpec("pdr", run, PDRConfig, aliases=("parallel-distill-refine",), takes_upstream=True))
+register(StrategySpec("sr", run, SRConfig, aliases=("sequential-refinement",), takes_upstream=True))

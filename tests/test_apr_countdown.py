@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from tts.kernel.engine import EngineBase
 from tts import tasks
 from tts.strategies.apr import APRConfig, run
 from tts.strategies.spawn_parsers import PARSERS
@@ -12,7 +13,7 @@ from tts.kernel.context import Context
 from tts.kernel.types import Completion, Problem
 
 
-class Scripted:
+class Scripted(EngineBase):
     """Answers by looking at the request: `script(request) -> (text, finish_reason)`, after `delay` seconds."""
 
     name = "scripted"

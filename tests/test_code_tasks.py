@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from tts.kernel.engine import EngineBase
 from tts import tasks
 from tts.strategies.code_sc import CodeSCConfig, run, valid_calls
 from tts.tasks import humaneval
@@ -56,7 +57,7 @@ def test_missing_fields_are_a_clear_error(tmp_path):
         humaneval.load(path)
 
 
-class Candidates:
+class Candidates(EngineBase):
     """Returns candidate programs in turn: three that behave alike (two right, written differently), two wrong."""
 
     name = "candidates"

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from tests.conftest import make_sim
+from tts.kernel.engine import EngineBase
 from tts.kernel.budget import Budget, BudgetConfig
 from tts.kernel.context import Context
 from tts.kernel.errors import BudgetExhausted, EngineUnavailable
@@ -57,7 +58,7 @@ async def test_stop_rule_cancels_pending_and_aborts_engine_requests(problems):
     ctx = Context(engine)
     before = asyncio.all_tasks()
     out = await ctx.branches([fast] + [lambda i=i: slow(i) for i in range(4)],
-                             stop_when=lambda outs: "enough" if outs[0] is not None else None)
+                             stop_when=lambda o, pending: "enough" if o.index == 0 else None)
     assert [o.status for o in out] == ["ok"] + ["cancelled"] * 4
     assert all(o.error == "enough" for o in out[1:])
     assert engine.aborted == 4 and engine.finished == 0 and engine.in_flight == 0
@@ -109,7 +110,7 @@ async def test_call_budget_and_seconds_budget(problems):
 
 
 async def test_engine_down_ends_the_run_with_its_error(problems):
-    class Down:
+    class Down(EngineBase):
         name = "down"
 
         async def generate(self, request):

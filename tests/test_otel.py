@@ -28,7 +28,7 @@ async def test_spans_for_branches_calls_and_decisions(monkeypatch):
     assert all(b.parent.span_id == root.context.span_id for b in branches)
     assert {c.parent.span_id for c in calls} == {b.context.span_id for b in branches}
     assert sum(c.attributes["gen_ai.usage.output_tokens"] for c in calls) == ctx.usage.completion_tokens
-    assert sorted(b.attributes["tts.status"] for b in branches) == ["cancelled", "cancelled", "ok", "ok"]
+    assert sorted(b.attributes["tts.status"] for b in branches) == ["ok", "ok", "pruned", "pruned"]
     assert [e.name for e in root.events].count("prune") == 2
     assert all(s.end_time >= s.start_time for s in spans)
 

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from tts.kernel.engine import EngineBase
 from tts.engine_adapters.sim import SimConfig, SimulatedEngine
 from tts.strategies.pdr import PDRConfig, SRConfig, fit_tail, run
 from tts.kernel.budget import Budget, BudgetConfig
@@ -10,7 +11,7 @@ from tts.kernel.context import Context
 from tts.kernel.types import Problem
 
 
-class Recording:
+class Recording(EngineBase):
     """Wraps an engine and keeps every request it was sent."""
 
     def __init__(self, inner):

@@ -106,24 +106,27 @@ def test_real_embeddings_rank_paraphrases_above_unrelated_text():
 
 def test_pruned_votes_follow_their_representative_or_are_dropped():
     from tts.kit.aggregate import vote_counts
-    from tts.kit.prune import inherit_votes
+    from tts.kit.prune import PruneRecord, inherit_votes
     from tts.kernel.types import Sample
+
+    def rec(branch, representative):
+        return PruneRecord(branch=branch, branch_path=(branch,), cluster=0, representative=representative,
+                           similarity=1.0, tokens_at_prune=48, signal="prefix")
 
     def sample(i, answer, status="ok"):
         return Sample(index=i, text="", answer=answer, completion_tokens=10, status=status)
 
-    samples = [sample(0, "5"), sample(1, "7"), sample(2, "7"), sample(3, None, "cancelled"),
-               sample(4, None, "cancelled"), sample(5, None, "cancelled")]
+    samples = [sample(0, "5"), sample(1, "7"), sample(2, "7"), sample(3, None, "pruned"),
+               sample(4, None, "pruned"), sample(5, None, "pruned")]
     # 3 was pruned as like 0; 5 as like 4, and 4 later as like 0: a chain ends at a kept trace
-    pruned = [{"branch": 3, "representative": 0}, {"branch": 5, "representative": 4},
-              {"branch": 4, "representative": 0}]
+    pruned = [rec(3, 0), rec(5, 4), rec(4, 0)]
     assert vote_counts(samples) == {"7": 2, "5": 1}  # dropped: the pruned cluster loses the vote
     voted = inherit_votes(samples, pruned)
     assert vote_counts(voted) == {"5": 4, "7": 2}
     assert [s.status for s in voted] == ["ok", "ok", "ok", "inherited", "inherited", "inherited"]
     # a representative that failed passes on nothing
-    failed = [sample(0, None, "error"), sample(1, None, "cancelled")]
-    assert vote_counts(inherit_votes(failed, [{"branch": 1, "representative": 0}])) == {}
+    failed = [sample(0, None, "error"), sample(1, None, "pruned")]
+    assert vote_counts(inherit_votes(failed, [rec(1, 0)])) == {}
 
 
 async def test_pruned_traces_can_inherit_their_representatives_votes(fake_embeddings):

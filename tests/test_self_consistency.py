@@ -41,16 +41,22 @@ async def test_early_stop_cancels_remaining_samples(problems, gsm8k):
 
 
 async def test_no_early_stop_when_the_vote_is_open(problems, gsm8k):
-    engine = SimulatedEngine.for_problems(problems, SimConfig(accuracy=0.5, wrong_answers=1, seed=3))
+    # Samples alternate between two answers (by their seed), so at no point is the leader ahead by more than the
+    # samples still running: the decided rule must let all 8 finish, and none may be aborted.
+    def alternate(request):
+        return f"Let me think. The answer is {1 + request.seed % 2}."
+
+    engine = SimulatedEngine(SimConfig(seed=3), responder=alternate)
     ctx = Context(engine, task=gsm8k)
     answer = await run(ctx, problems[1], SCConfig(n=8))
-    # Check the rule against what ran: at every completion, the vote so far was not decided.
-    counts = sorted(answer.votes.values(), reverse=True)
-    ok = sum(counts)
-    if answer.stopped_early:
-        assert counts[0] > (counts[1] if len(counts) > 1 else 0) + (8 - ok)
-    else:
-        assert ok == 8
+    assert not answer.stopped_early and answer.votes == {"1": 4, "2": 4}
+    assert engine.finished == 8 and engine.aborted == 0
+    # the same samples under a rule that does stop: lead by 1 once two agree more than the other
+    engine = SimulatedEngine(SimConfig(seed=3, slots=1), responder=lambda r: "The answer is 5." if r.seed % 8 < 3
+                             else alternate(r))
+    answer = await run(Context(engine, task=gsm8k), problems[1], SCConfig(n=8, stop_rule="lead",
+                                                                          stop_params={"k": 3}))
+    assert answer.stopped_early and answer.votes == {"5": 3} and engine.aborted + (8 - engine.started) == 5
 
 
 async def test_batch_mode_sends_one_request_with_n(problems, gsm8k):

@@ -260,7 +260,7 @@ def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
 
     async def go() -> None:
         eng = await make_engine(engine, model=model, base_url=base_url,
-                                sim={"accuracy": sim_accuracy, "latency_per_token_s": sim_latency})
+                                accuracy=sim_accuracy, latency_per_token_s=sim_latency)
         try:
             app_ = build_app(eng, task, upstream=(model or engine or "vllm").split("/")[-1])
             server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))

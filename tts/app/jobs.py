@@ -189,7 +189,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     key = (kind, spec.model, spec.base_url, spec.price)
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
         engine = await make_engine(kind, model=spec.model, base_url=spec.base_url, problems=problems, seed=spec.seed,
-                                   sim={"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency},
+                                   accuracy=spec.sim_accuracy, latency_per_token_s=spec.sim_latency,
                                    responder=t.sim_responder(problems) if t.sim_responder else None,
                                    price=spec.engine_price())
         if kind == "sim":

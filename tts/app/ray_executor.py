@@ -33,8 +33,7 @@ class _Worker:
         if self.engine is None:
             self.engine = await make_engine(spec.engine or "vllm", model=spec.model, base_url=spec.base_url,
                                             problems=self.problems, seed=spec.seed,
-                                            sim={"accuracy": spec.sim_accuracy,
-                                                 "latency_per_token_s": spec.sim_latency},
+                                            accuracy=spec.sim_accuracy, latency_per_token_s=spec.sim_latency,
                                             responder=task.sim_responder(self.problems) if task.sim_responder else None,
                                             price=spec.engine_price())
         s, config = strategy_config(spec)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tts.kernel.context import Context
 
 T = TypeVar("T")
-Status = Literal["ok", "error", "cancelled", "budget"]
+Status = Literal["ok", "error", "cancelled", "pruned", "budget"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ class BranchOutcome(Generic[T]):
     seconds: float = 0.0
 
 
-StopRule = Callable[[list["BranchOutcome[Any] | None"]], "str | None"]
+# A stop rule sees each outcome as it arrives, with the number of branches still running, and says why the group
+# should stop (or None). It keeps its own running state, so a group of n branches costs O(n) in all, not O(n^2).
+StopRule = Callable[["BranchOutcome[Any]", int], "str | None"]
 
 
 class BranchGroup(Generic[T]):
@@ -43,6 +45,9 @@ class BranchGroup(Generic[T]):
         self._tasks: list[asyncio.Task[None]] = []
         self._results: list[asyncio.Future[BranchOutcome[T]]] = []
         self._cancel_reason: dict[int, str] = {}
+        self._cancel_status: dict[int, Status] = {}
+        self._open = 0  # branches spawned and not finished
+        self._stopped = False
         self._tg = asyncio.TaskGroup()
 
     async def __aenter__(self) -> "BranchGroup[T]":
@@ -59,11 +64,12 @@ class BranchGroup(Generic[T]):
     def spawn(self, factory: Callable[[], Awaitable[T]]) -> int:
         """Start a branch; returns its index in the group."""
         i = len(self._tasks)
-        path = self.ctx._next_child()
+        path = self.ctx.tracer.next_child()
         self.paths.append(path)
         self.ctx.tracer.add_branch(path, self.label)
         future: asyncio.Future[BranchOutcome[T]] = asyncio.get_running_loop().create_future()
         self._results.append(future)
+        self._open += 1
         task = self._tg.create_task(self._run(i, path, factory), name=path_id(path))
         task.add_done_callback(lambda _t, i=i: self._cancelled_before_start(i))
         self._tasks.append(task)
@@ -82,11 +88,13 @@ class BranchGroup(Generic[T]):
     def pending(self) -> list[int]:
         return [i for i, f in enumerate(self._results) if not f.done()]
 
-    def cancel(self, index: int, reason: str) -> bool:
-        """Cancel one branch (and so its engine requests); False if it had already finished."""
+    def cancel(self, index: int, reason: str, *, status: Status = "cancelled") -> bool:
+        """Cancel one branch (and so its engine requests); False if it had already finished. `status` says why in
+        the outcome's type ("pruned" for a pruner's cut, "cancelled" for a stop rule's), `reason` in words."""
         if self._results[index].done() or index in self._cancel_reason:
             return False
         self._cancel_reason[index] = reason
+        self._cancel_status[index] = status
         self._tasks[index].cancel()
         return True
 
@@ -94,18 +102,21 @@ class BranchGroup(Generic[T]):
         if self._results[outcome.index].done():
             return
         self._results[outcome.index].set_result(outcome)
+        self._open -= 1
         self.ctx.tracer.set_status(path_id(outcome.path), outcome.status, seconds=outcome.seconds)
-        if self.stop_when is None or not self.pending():
+        if self.stop_when is None or self._stopped:
             return
-        reason = self.stop_when(self.outcomes())
-        if reason:
+        reason = self.stop_when(outcome, self._open)
+        if reason and self._open:
+            self._stopped = True
             self.ctx.emit("stop", reason=reason, pending=self.pending())
             for j in self.pending():
                 self.cancel(j, reason)
 
     def _cancelled_before_start(self, i: int) -> None:
         if not self._results[i].done():  # the task never ran its body, or was cancelled by the group's parent
-            self._finish(BranchOutcome(i, self.paths[i], "cancelled", error=self._cancel_reason.get(i, "cancelled")))
+            self._finish(BranchOutcome(i, self.paths[i], self._cancel_status.get(i, "cancelled"),
+                                       error=self._cancel_reason.get(i, "cancelled")))
 
     async def _run(self, i: int, path: Path, factory: Callable[[], Awaitable[T]]) -> None:
         current_path.set(path)
@@ -117,7 +128,7 @@ class BranchGroup(Generic[T]):
         except asyncio.CancelledError:
             if i not in self._cancel_reason:
                 raise  # the parent is being cancelled: let the task group propagate it
-            outcome = BranchOutcome(i, path, "cancelled", error=self._cancel_reason[i])
+            outcome = BranchOutcome(i, path, self._cancel_status[i], error=self._cancel_reason[i])
         except BudgetExhausted as e:
             outcome = BranchOutcome(i, path, "budget", error=str(e))
         except EngineUnavailable:

@@ -42,11 +42,14 @@ class Reservation(NamedTuple):
     per: int  # max_tokens per completion granted
     tokens: int
     usd: float = 0.0
+    parent: "Reservation | None" = None  # what the parent budget holds for the same call (child budgets)
 
 
 class Budget:
-    def __init__(self, config: BudgetConfig | None = None, *, clock=time.monotonic) -> None:
+    def __init__(self, config: BudgetConfig | None = None, *, clock=time.monotonic, parent: "Budget | None" = None
+                 ) -> None:
         self.config = config or BudgetConfig()
+        self.parent = parent
         self._clock = clock
         self.started = clock()
         self.tokens_used = 0
@@ -58,9 +61,12 @@ class Budget:
 
     @property
     def deadline(self) -> float | None:
-        """Deadline on the clock passed in (time.monotonic by default, as asyncio's loop clock is)."""
+        """Deadline on the clock passed in (time.monotonic by default, as asyncio's loop clock is); a child's is
+        the earlier of its own and its parent's."""
         s = self.config.max_seconds
-        return None if s is None else self.started + s
+        own = None if s is None else self.started + s
+        up = self.parent.deadline if self.parent is not None else None
+        return min((d for d in (own, up) if d is not None), default=None)
 
     def reserve(self, max_tokens: int, n: int, *, price: Price | None = None, prompt_tokens: int = 0) -> Reservation:
         """Reserve room for a call; grants the max_tokens per completion that fits (maybe fewer than asked).
@@ -88,13 +94,28 @@ class Budget:
                 if per < 1 or room <= 0:
                     self._exhaust("usd")
             usd = prompt_usd + price.cost(0, per * n)
+        held = None
+        if self.parent is not None:  # the parent may grant less; it raises when it has no room at all
+            held = self.parent.reserve(per, n, price=price, prompt_tokens=prompt_tokens)
+            per, usd = held.per, min(usd, held.usd) if price is not None else usd
         self.calls_used += 1
         self.tokens_reserved += per * n
         self.usd_reserved += usd
-        return Reservation(per=per, tokens=per * n, usd=usd)
+        return Reservation(per=per, tokens=per * n, usd=usd, parent=held)
+
+    def child(self, config: BudgetConfig | None = None) -> "Budget":
+        """A budget for one part of a run (a stage, a sub-strategy): its own limits, and every call it grants is
+        reserved and charged in this budget too, so the part can never spend past either."""
+        return Budget(config, clock=self._clock, parent=self)
+
+    @property
+    def root(self) -> "Budget":
+        return self if self.parent is None else self.parent.root
 
     def settle(self, reservation: Reservation, used: int, usd: float = 0.0) -> None:
         """Release a reservation and charge the `used` tokens and the `usd` they cost."""
+        if self.parent is not None and reservation.parent is not None:
+            self.parent.settle(reservation.parent, used, usd)
         self.tokens_reserved -= reservation.tokens
         self.tokens_used += used
         self.usd_reserved -= reservation.usd
@@ -106,6 +127,8 @@ class Budget:
 
     def mark_timed_out(self) -> None:
         self.exhausted_reason = self.exhausted_reason or "seconds"
+        if self.parent is not None:
+            self.parent.mark_timed_out()
 
     def snapshot(self) -> dict:
         return {

@@ -39,15 +39,14 @@ class Context:
         self.budget = budget or Budget()
         self.tracer = tracer or Tracer()
         self.usage = Usage()
-        self._child_counter: dict[Path, int] = {}
-        self.scratch: dict[str, Any] = {}
-        self._parent: Context | None = None  # per-run notes a reusable step leaves for the strategy that called it
+        self._parent: Context | None = None  # usage is charged up the chain of derived contexts
 
-    def derive(self, task: Any) -> "Context":
-        """A context for a nested strategy that reads answers another way (another task), sharing this one's
-        engine, budget, trace and branch numbering; its usage is charged here too."""
-        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task)
-        sub._child_counter = self._child_counter
+    def derive(self, task: Any = None, *, budget: Budget | None = None) -> "Context":
+        """A context for a nested step: another task (answers read another way) and/or another budget (a child of
+        this one, or a separate one for work outside the run's budget), sharing this one's engine and trace scope
+        (so branch numbering continues in the one DAG); its usage is charged here too."""
+        sub = Context(self.engine, budget=budget or self.budget, tracer=self.tracer,
+                      task=self.task if task is None else task)
         sub._parent = self
         return sub
 
@@ -58,9 +57,8 @@ class Context:
             ctx = ctx._parent
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of `text` by the engine's tokenizer, or a conservative estimate (1 per 3 characters) without one."""
-        counter = getattr(self.engine, "count_tokens", None)
-        return counter(text) if counter else len(text) // 3 + 1
+        """Tokens of `text` by the engine's tokenizer, or its conservative estimate without one."""
+        return self.engine.count_tokens(text)
 
     @property
     def path(self) -> Path:
@@ -70,7 +68,7 @@ class Context:
         self.tracer.emit(kind, **data)
 
     def _reserve(self, request: GenerateRequest) -> tuple[GenerateRequest, Reservation]:
-        price = getattr(self.engine, "price", None)
+        price = self.engine.price
         prompt = self.count_tokens(request.prompt_text()) if price is not None else 0
         reserved = self.budget.reserve(request.max_tokens, request.n, price=price, prompt_tokens=prompt)
         if reserved.per < request.max_tokens:
@@ -78,47 +76,12 @@ class Context:
         return request, reserved
 
     def _cost(self, prompt: int, completion: int, cached: int) -> float:
-        price = getattr(self.engine, "price", None)
+        price = self.engine.price
         return price.cost(prompt, completion, cached) if price is not None else 0.0
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         """One engine call, charged to the budget and traced under the current branch."""
-        request, reserved = self._reserve(request)
-        node = self.tracer.add_call()
-        self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens, temperature=request.temperature)
-        t0 = time.monotonic()
-        try:
-            async with _deadline(self.budget.deadline):
-                completions = await self.engine.generate(request)
-        except TimeoutError:
-            self.budget.settle(reserved, 0)
-            self.budget.mark_timed_out()
-            self.tracer.set_status(node, "budget")
-            self.emit("call_end", node=node, status="budget")
-            raise BudgetExhausted("budget exhausted: seconds") from None
-        except asyncio.CancelledError:
-            self.budget.settle(reserved, 0)
-            self.tracer.set_status(node, "cancelled")
-            self.emit("call_end", node=node, status="cancelled", seconds=round(time.monotonic() - t0, 6))
-            raise
-        except BaseException as e:
-            self.budget.settle(reserved, 0)
-            self.tracer.set_status(node, "error", error=repr(e))
-            self.emit("call_end", node=node, status="error", error=repr(e))
-            raise
-        used = sum(c.completion_tokens for c in completions)
-        prompt = sum(c.prompt_tokens for c in completions)
-        cached = sum(c.cached_prompt_tokens for c in completions)
-        usd = self._cost(prompt, used, cached)
-        self.budget.settle(reserved, used, usd)
-        call_usage = Usage(prompt_tokens=prompt, completion_tokens=used, cached_prompt_tokens=cached, calls=1,
-                           max_prompt_tokens=max((c.prompt_tokens for c in completions), default=0), usd=usd)
-        self._charge(call_usage)
-        seconds = round(time.monotonic() - t0, 6)
-        self.tracer.set_status(node, "done", tokens=used, seconds=seconds)
-        self.emit("call_end", node=node, status="ok", seconds=seconds, prompt_tokens=prompt, completion_tokens=used,
-                  cached_prompt_tokens=cached, finish=[c.finish_reason for c in completions])
-        return completions
+        return await self._call(request, lambda req, progress: self.engine.generate(req))
 
     async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None) -> Completion:
         """One completion, streamed: `on_chunk` sees each piece as it arrives (a pruner reads partial traces, a
@@ -126,54 +89,77 @@ class Context:
         Engines that cannot stream are called with generate() and give one chunk."""
         if request.n != 1:
             raise ValueError("stream() takes n=1 requests")
-        if not hasattr(self.engine, "stream"):
+        if not self.engine.capabilities.stream:
             [completion] = await self.generate(request)
             if on_chunk:
                 on_chunk(Chunk(text=completion.text, completion_tokens=completion.completion_tokens,
                                completion=completion))
             return completion
-        request, reserved = self._reserve(request)
-        node = self.tracer.add_call()
-        self.emit("call_start", node=node, n=1, max_tokens=request.max_tokens, stream=True)
-        t0, generated, completion = time.monotonic(), 0, None
-        try:
-            async with _deadline(self.budget.deadline):
-                async with contextlib.aclosing(self.engine.stream(request)) as chunks:
-                    async for chunk in chunks:
-                        generated = chunk.completion_tokens
-                        if chunk.completion is not None:
-                            completion = chunk.completion
-                        if on_chunk:
-                            on_chunk(chunk)
-        except TimeoutError:
-            self.budget.mark_timed_out()
-            raise BudgetExhausted("budget exhausted: seconds") from None
-        finally:
-            if completion is not None:
-                usd = self._cost(completion.prompt_tokens, completion.completion_tokens,
-                                 completion.cached_prompt_tokens)
-                self.budget.settle(reserved, completion.completion_tokens, usd)
-            else:
-                # what a cancelled stream cost still counts: its generated tokens, the prompt it read, the call
-                usd = reserved.usd - self._cost(0, reserved.per - generated, 0)
-                self.budget.settle(reserved, generated, usd)
-                self._charge(Usage(completion_tokens=generated, calls=1, usd=usd))
-            status = "ok" if completion else "cancelled"
-            self.tracer.set_status(node, "done" if completion else "cancelled", tokens=generated)
-            self.emit("call_end", node=node, status=status, completion_tokens=generated,
-                      seconds=round(time.monotonic() - t0, 6))
-        if completion is None:
-            raise RuntimeError("the engine's stream ended without a final completion")
-        self._charge(Usage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-                           cached_prompt_tokens=completion.cached_prompt_tokens, calls=1,
-                           max_prompt_tokens=completion.prompt_tokens, usd=usd))
+
+        async def consume(req: GenerateRequest, progress: list[int]) -> list[Completion]:
+            completion = None
+            async with contextlib.aclosing(self.engine.stream(req)) as chunks:
+                async for chunk in chunks:
+                    progress[0] = chunk.completion_tokens
+                    if chunk.completion is not None:
+                        completion = chunk.completion
+                    if on_chunk:
+                        on_chunk(chunk)
+            if completion is None:
+                raise RuntimeError("the engine's stream ended without a final completion")
+            return [completion]
+
+        [completion] = await self._call(request, consume, stream=True)
         return completion
 
-    def _next_child(self) -> Path:
-        parent = current_path.get()
-        i = self._child_counter.get(parent, 0)
-        self._child_counter[parent] = i + 1
-        return parent + (i,)
+    async def _call(self, request: GenerateRequest,
+                    run: Callable[[GenerateRequest, list[int]], Awaitable[list[Completion]]], *,
+                    stream: bool = False) -> list[Completion]:
+        """The one path of every engine call: reserve, call, settle, charge, trace. `run` reports the tokens
+        generated so far in progress[0] (a stream does), so that a call that ends early is charged what it spent."""
+        request, reserved = self._reserve(request)
+        node = self.tracer.add_call()
+        self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens,
+                  temperature=request.temperature, stream=stream)
+        t0, progress, completions = time.monotonic(), [0], None
+        status, error = "error", None
+        try:
+            async with _deadline(self.budget.deadline):
+                completions = await run(request, progress)
+            status = "ok"
+        except TimeoutError:
+            self.budget.mark_timed_out()
+            status = "budget"
+            raise BudgetExhausted("budget exhausted: seconds") from None
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
+        except BaseException as e:
+            error = repr(e)
+            raise
+        finally:
+            seconds = round(time.monotonic() - t0, 6)
+            if completions is not None:
+                used = sum(c.completion_tokens for c in completions)
+                prompt = sum(c.prompt_tokens for c in completions)
+                cached = sum(c.cached_prompt_tokens for c in completions)
+                usd = self._cost(prompt, used, cached)
+                usage = Usage(prompt_tokens=prompt, completion_tokens=used, cached_prompt_tokens=cached, calls=1,
+                              max_prompt_tokens=max((c.prompt_tokens for c in completions), default=0), usd=usd)
+                end = dict(prompt_tokens=prompt, completion_tokens=used, cached_prompt_tokens=cached,
+                           finish=[c.finish_reason for c in completions])
+            else:
+                # a call that ended early still cost what it generated and the prompt it read
+                used = progress[0]
+                usd = max(reserved.usd - self._cost(0, reserved.tokens - used, 0), 0.0) if used else 0.0
+                usage = Usage(completion_tokens=used, calls=1, usd=usd)  # the request was sent: it counts
+                end = dict(completion_tokens=used, **({"error": error} if error else {}))
+            self.budget.settle(reserved, used, usd)
+            self._charge(usage)
+            self.tracer.set_status(node, "done" if status == "ok" else status, tokens=used, seconds=seconds,
+                                   **({"error": error} if error else {}))
+            self.emit("call_end", node=node, status=status, seconds=seconds, **end)
+        return completions
 
     def group(self, label: str = "branches", stop_when: StopRule | None = None) -> BranchGroup:
         """A group to add branches to while it runs: `async with ctx.group() as g: g.spawn(factory)`."""

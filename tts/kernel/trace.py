@@ -58,6 +58,7 @@ class Tracer:
         self._t0 = time.monotonic()
         self.wall0_ns = time.time_ns()  # wall-clock origin of the events' `t`, for exporters
         self._calls = 0
+        self._children: dict[Path, int] = {}  # each path's own child counter: branch numbering lives here
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
         data.update(run=self.run, t=round(time.monotonic() - self._t0, 6), path=list(current_path.get()), kind=kind)
@@ -75,6 +76,14 @@ class Tracer:
     def _add(self, node: str, parent: str, attrs: dict[str, Any]) -> None:
         self._nodes[node] = attrs
         self._edges.append((parent, node))
+
+    def next_child(self) -> Path:
+        """The path of a new branch under the current one: numbered by the trace scope, so that every context on
+        this tracer (nested strategies, a prune's shadow pass) adds to the one DAG instead of overwriting it."""
+        parent = current_path.get()
+        i = self._children.get(parent, 0)
+        self._children[parent] = i + 1
+        return parent + (i,)
 
     def add_branch(self, path: Path, label: str | None = None) -> str:
         node = path_id(path)

@@ -130,7 +130,7 @@ class Sample(Frozen):
     answer: str | None
     completion_tokens: int
     # "inherited": pruned as redundant, and voting as the kept trace it was judged redundant with (see tts/prune.py)
-    status: Literal["ok", "error", "cancelled", "budget", "inherited"] = "ok"
+    status: Literal["ok", "error", "cancelled", "pruned", "budget", "inherited"] = "ok"
     error: str | None = None
     stats: TraceStats | None = None
 

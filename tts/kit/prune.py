@@ -46,6 +46,23 @@ class PruneConfig(Frozen):
     inherit_votes: bool = False
 
 
+class PruneRecord(Frozen):
+    """One prune: which branch, judged redundant with which kept one, on what signal, after how many tokens; and,
+    with `shadow`, the answer the pruned trace would have reached and what finishing it cost."""
+
+    branch: int
+    branch_path: tuple[int, ...]
+    cluster: int
+    representative: int
+    similarity: float
+    tokens_at_prune: int
+    signal: str
+    probe_answer: str | None = None
+    partial_text: str = ""
+    shadow_answer: str | None = None
+    shadow_tokens: int | None = None
+
+
 def last_step(text: str) -> str:
     steps = [s for s in re.split(r"\n+|(?<=[.!?])\s+", text.strip()) if s.strip()]
     return steps[-1] if steps else text
@@ -69,10 +86,10 @@ def jaccard(a: frozenset, b: frozenset) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def inherit_votes(samples: list[Sample], pruned: list[dict]) -> list[Sample]:
+def inherit_votes(samples: list[Sample], pruned: list[PruneRecord]) -> list[Sample]:
     """Pruned samples take the answer (and trace statistics) of the kept trace they were judged redundant with,
     following representatives that were themselves pruned later; status "inherited"."""
-    rep_of = {r["branch"]: r["representative"] for r in pruned}
+    rep_of = {r.branch: r.representative for r in pruned}
     by_index = {s.index: s for s in samples}
     out = []
     for s in samples:
@@ -125,7 +142,7 @@ class Pruner:
         self._next_check = [config.checkpoint_tokens] * len(requests)
         self.wake = asyncio.Event()
         self.due = False
-        self.pruned: list[dict] = []
+        self.pruned: list[PruneRecord] = []
         # the numbers signal ignores the numbers the question already gives (every trace repeats them)
         self._question_numbers = numbers(requests[0].prompt_text()) if config.signal == "numbers" else frozenset()
 
@@ -188,30 +205,33 @@ class Pruner:
         clusters = cluster(order, similar)
         pending = set(group.pending())
         for i, k, sim in select_prunes(clusters, pending, c.quota, c.min_alive, len(pending) + len(finished)):
-            if group.cancel(i, f"pruned: redundant with branch {clusters[k][0][0]} ({c.signal}, sim {sim:.3f})"):
-                record = {"branch": i, "branch_path": list(group.paths[i]), "cluster": k,
-                          "representative": clusters[k][0][0], "similarity": round(sim, 4),
-                          "tokens_at_prune": self.tokens[i], "signal": c.signal,
-                          "probe_answer": probes.get(i), "partial_text": self.text[i]}
+            reason = f"redundant with branch {clusters[k][0][0]} ({c.signal}, sim {sim:.3f})"
+            if group.cancel(i, reason, status="pruned"):
+                record = PruneRecord(branch=i, branch_path=group.paths[i], cluster=k,
+                                     representative=clusters[k][0][0], similarity=round(sim, 4),
+                                     tokens_at_prune=self.tokens[i], signal=c.signal, probe_answer=probes.get(i),
+                                     partial_text=self.text[i])
                 self.pruned.append(record)
-                self.ctx.emit("prune", **{k2: v for k2, v in record.items() if k2 != "partial_text"})
+                self.ctx.emit("prune", **record.model_dump(exclude={"partial_text", "shadow_answer", "shadow_tokens"}))
 
     async def shadow(self, remaining_tokens: int) -> None:
-        """Finish each pruned trace from its prefix, outside the run's budget and usage, and record its answer."""
+        """Finish each pruned trace from its prefix, outside the run's budget and usage, and record its answer and
+        the tokens that one trace took. The shadow context shares the run's tracer, whose scope numbers branches,
+        so the shadow branches are new nodes of the one DAG."""
         shadow_ctx = Context(self.ctx.engine, budget=Budget(), tracer=self.ctx.tracer, task=self.ctx.task)
 
-        async def finish(record: dict) -> str | None:
-            req = self.requests[record["branch"]]
-            messages = (*req.messages, Message(role="assistant", content=record["partial_text"]))
+        async def finish(record: PruneRecord) -> tuple[str | None, int]:
+            req = self.requests[record.branch]
+            messages = (*req.messages, Message(role="assistant", content=record.partial_text))
             [c] = await shadow_ctx.generate(req.model_copy(update={
                 "messages": messages, "continue_final": True,
-                "max_tokens": max(1, remaining_tokens - record["tokens_at_prune"])}))
-            return self.ctx.task.extract(record["partial_text"] + c.text)
+                "max_tokens": max(1, remaining_tokens - record.tokens_at_prune)}))
+            return self.ctx.task.extract(record.partial_text + c.text), c.completion_tokens
 
         outcomes = await shadow_ctx.branches([partial(finish, r) for r in self.pruned], label="shadow")
-        for record, o in zip(self.pruned, outcomes):
-            record["shadow_answer"] = o.value if o.status == "ok" else None
-            record["shadow_tokens"] = shadow_ctx.usage.completion_tokens
+        self.pruned = [r.model_copy(update=dict(zip(("shadow_answer", "shadow_tokens"),
+                                                    o.value if o.status == "ok" else (None, 0))))
+                       for r, o in zip(self.pruned, outcomes)]
 
 
 async def run_pruned(ctx: Context, requests: list[GenerateRequest], config: PruneConfig, *, label: str = "sample",

@@ -1,0 +1,83 @@
+"""Pieces every sampling strategy shares: a completion turned into a Sample, an outcome into a Sample, answers mapped
+to their equivalence class, an incremental early-stop rule, the Answer from a vote, and a text cut to a token limit."""
+from __future__ import annotations
+
+from typing import Literal
+
+from tts.kernel.context import BranchOutcome, Context
+from tts.kernel.types import Answer, Completion, Sample
+from tts.kit import stopping
+from tts.kit.aggregate import vote_counts
+from tts.kit.voting import semantic_entropy, trace_stats, vote
+
+VoteRule = Literal["majority", "logprob", "deepconf", "entropy", "shortest"]
+StopName = Literal["decided", "lead", "beta", "dirichlet"]
+
+
+def to_sample(ctx: Context, index: int, completion: Completion) -> Sample:
+    stats = trace_stats(completion.logprobs) if completion.logprobs else None
+    answer = ctx.task.extract(completion.text)
+    ctx.emit("partial_answer", answer=answer)  # anytime consumers (the server's stream) watch these
+    return Sample(index=index, text=completion.text, answer=answer, completion_tokens=completion.completion_tokens,
+                  stats=stats)
+
+
+def outcome_sample(o: BranchOutcome[Sample]) -> Sample:
+    if o.status == "ok" and o.value is not None:
+        return o.value
+    return Sample(index=o.index, text="", answer=None, completion_tokens=0, status=o.status, error=o.error)
+
+
+def canonical(ctx: Context, samples: list[Sample]) -> list[Sample]:
+    """Samples whose answers are replaced by their equivalence class's representative (the task decides)."""
+    answers = ctx.task.canonicalize([s.answer for s in samples])
+    return [s if s.answer == a else s.model_copy(update={"answer": a}) for s, a in zip(samples, answers)]
+
+
+def vote_stop_rule(ctx: Context, name: StopName, params: dict[str, float]):
+    """A branch group's stop rule: stop once the vote over the samples so far is settled by criterion `name`.
+    It keeps the votes and the class representatives as outcomes arrive: O(classes) per outcome, not O(n)."""
+    criterion = stopping.make(name, **params)
+    reps: list[str] = []
+    votes: dict[str, int] = {}
+
+    def rule(outcome: BranchOutcome[Sample], pending: int) -> str | None:
+        if outcome.status == "ok" and outcome.value is not None and outcome.value.answer is not None:
+            answer = ctx.task.canonicalize([*reps, outcome.value.answer])[-1]
+            if answer not in votes:
+                reps.append(answer)
+            votes[answer] = votes.get(answer, 0) + 1
+        return f"vote settled ({name})" if votes and criterion(votes, pending) else None
+
+    return rule
+
+
+def answer_from(ctx: Context, samples: list[Sample], rule: str, stopped_early: bool = False, **meta) -> Answer:
+    samples = canonical(ctx, samples)
+    chosen, _ = vote(samples, rule)
+    votes = vote_counts(samples)
+    exhausted = any(s.status == "budget" for s in samples)
+    errors = [s.error for s in samples if s.status == "error"]
+    notes = []
+    if exhausted:
+        notes.append(f"budget exhausted ({ctx.budget.exhausted_reason}): answered from {sum(votes.values())} votes")
+    if errors:
+        notes.append(f"{len(errors)} sample(s) failed: {errors[0]}")
+    ok = [s.answer for s in samples if s.status == "ok"]
+    return Answer(answer=chosen, votes=votes, samples=tuple(samples), stopped_early=stopped_early,
+                  budget_exhausted=exhausted, semantic_entropy=round(semantic_entropy(ok), 4) if ok else None,
+                  note="; ".join(notes) or None, meta=meta)
+
+
+def fit_tail(ctx: Context, text: str, limit: int) -> str:
+    """The longest tail of `text` within `limit` tokens (the end of a solution holds its answer)."""
+    if ctx.count_tokens(text) <= limit:
+        return text
+    lo, hi = 0, len(text)  # binary search on how many leading characters to drop
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ctx.count_tokens(text[mid:]) <= limit:
+            hi = mid
+        else:
+            lo = mid + 1
+    return "..." + text[lo + 3:] if lo + 3 < len(text) else ""
