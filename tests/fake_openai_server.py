@@ -8,7 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeOpenAI:
     def __init__(self, *, ignore_n: bool = False, failures: list[int] | None = None, model: str = "fake-model",
-                 delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, stream_delay_s: float = 0.0) -> None:
+        self.stream_delay_s = stream_delay_s
+        self.aborted = 0
         self.ignore_n = ignore_n
         self.failures = list(failures or [])  # status codes to answer with, in order, before succeeding
         self.model = model
@@ -28,6 +30,32 @@ class FakeOpenAI:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, text: str) -> None:
+                """Server-sent events, one word a chunk (paced by stream_delay_s), then the usage and [DONE]; a
+                client that closes the connection mid-stream is counted as an abort."""
+                import time
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                words = text.split(" ")
+                try:
+                    for i, w in enumerate(words):
+                        delta = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": server.model,
+                                 "choices": [{"index": 0, "delta": {"content": w if i == 0 else " " + w},
+                                              "finish_reason": "stop" if i == len(words) - 1 else None}]}
+                        self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
+                        self.wfile.flush()
+                        time.sleep(server.stream_delay_s)
+                    usage = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": server.model,
+                             "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": len(words),
+                                                      "total_tokens": 10 + len(words),
+                                                      "prompt_tokens_details": {"cached_tokens": 4}}}
+                    self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    with server.lock:
+                        server.aborted += 1
 
             def do_GET(self):
                 if self.path.endswith("/models"):
@@ -49,6 +77,9 @@ class FakeOpenAI:
                     time.sleep(server.delay_s)
                 n = 1 if server.ignore_n else body.get("n", 1)
                 seed = body.get("seed") or 0
+                if body.get("stream"):
+                    self._stream(f"Reasoning for seed {seed} choice 0. The answer is {seed}.")
+                    return
                 choices = []
                 for i in range(n):
                     text = f"Reasoning for seed {seed} choice {i}. The answer is {seed + i}."

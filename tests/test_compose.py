@@ -72,8 +72,78 @@ async def test_llm_compiler_with_a_reasoning_tool():
             return "Answer: 42" if "-> '42'" in text else "Replan: no"
         return None
 
-    sim = SimulatedEngine.for_problems([problem], SimConfig(accuracy=1.0), )
-    sim._responder = responder
+    sim = SimulatedEngine.for_problems([problem], SimConfig(accuracy=1.0), responder=responder)
     ctx = Context(sim, task=task)
     answer = await run_lc(ctx, problem, LLMCompilerConfig(reasoner="sc(n=3)"))
     assert answer.answer == "42" and any("reason(" in o for o in answer.meta["observations"])
+
+
+def workspace_prompts(engine_requests):
+    return [r for r in engine_requests if "<workspace>" in r.prompt_text()]
+
+
+class Recorder(SimulatedEngine):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.requests = []
+
+    async def generate(self, request):
+        self.requests.append(request)
+        return await super().generate(request)
+
+
+async def test_stages_hand_their_answer_over_explicitly(gsm8k):
+    # a composed PDR starts from the SC stage's samples (its first prompt carries their workspace) ...
+    engine = Recorder.for_problems([P], SimConfig(accuracy=0.8))
+    ctx = Context(engine, task=gsm8k)
+    await run(ctx, P, ComposeConfig(expr="sc(n=2, early_stop=False, batch=False) | pdr(rounds=1, drafts=1)"))
+    assert len(workspace_prompts(engine.requests)) == 1
+    # ... and a stage that cannot take samples is refused before anything runs
+    with pytest.raises(ConfigError, match=r"stage 2 \(apr\) cannot start from the previous stage's samples"):
+        parse("sc(n=2) | apr(child='pdr(rounds=1, drafts=1)')")
+
+
+async def test_nested_strategies_see_no_other_stages_state():
+    # APR's children run PDR on the same context after an SC run on it: no child may see the SC samples
+    # (shared per-run state once leaked them into every child's workspace)
+    def responder(request):
+        text = request.prompt_text()
+        if "You are helper" in text:
+            return None
+        if request.continue_final:
+            return "Answer: (3 + 4) * 5"
+        return "<spawn><task>try addition</task><task>try product</task>"
+
+    problem = Problem(id="c", question="Using the numbers [3, 4, 5], make 35.", gold="35",
+                      meta={"numbers": [3, 4, 5], "target": 35})
+    engine = Recorder(SimConfig(), responder=responder)
+    ctx = Context(engine, task=tasks.get("countdown"))
+    await run(ctx, problem, ComposeConfig(expr="sc(n=2, early_stop=False, batch=False)"))
+    await run(ctx, problem, ComposeConfig(expr="apr(child='pdr(rounds=1, drafts=1)')"))
+    helpers = [r for r in engine.requests if "You are helper" in r.prompt_text()]
+    assert len(helpers) == 2 and not workspace_prompts(engine.requests)
+
+
+async def test_prune_shadow_adds_to_the_dag_without_overwriting_it(gsm8k):
+    from tts.kit.prune import PruneConfig
+    from tts.strategies.self_consistency import SCConfig, run as run_sc
+
+    def same(request):  # identical traces: the pruner keeps 2, prunes 4, and the shadow pass finishes those 4
+        return "Step one adds the numbers carefully. " * 12 + "The answer is 7."
+
+    engine = SimulatedEngine(SimConfig(latency_per_token_s=0.002), responder=same)
+    ctx = Context(engine, task=gsm8k)
+    answer = await run_sc(ctx, P, SCConfig(n=6, early_stop=False, prune=PruneConfig(quota=1, shadow=True,
+                                                                                     signal="numbers",
+                                                                                     threshold=0.0)))
+    branches = {n: d for n, d in ctx.tracer.dag.nodes(data=True) if d["kind"] == "branch"}
+    labels = sorted(d["label"] for d in branches.values())
+    prunes = answer.meta["prunes"]
+    assert len(prunes) == 4 and labels == ["sample"] * 6 + ["shadow"] * 4
+    assert sorted(d["status"] for n, d in branches.items() if d["label"] == "sample") == ["ok"] * 2 + ["pruned"] * 4
+    shadow_calls = [n for n, d in ctx.tracer.dag.nodes(data=True) if d["kind"] == "call"
+                    and branches[n.split("#")[0]]["label"] == "shadow"]
+    tokens = {n: ctx.tracer.dag.nodes[n]["tokens"] for n in shadow_calls}
+    # each record carries its own trace's tokens, not a running total
+    assert sorted(p["shadow_tokens"] for p in prunes) == sorted(tokens.values())
+    assert all(p["shadow_answer"] == "7" for p in prunes)

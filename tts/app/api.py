@@ -8,10 +8,9 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from tts.kernel.budget import Budget, BudgetConfig
-from tts.kernel.context import Context
+from tts.kernel.budget import BudgetConfig
 from tts.kernel.engine import Engine
-from tts.kernel.trace import Tracer
+from tts.kernel.errors import TtsError
 from tts.kernel.types import Answer, Frozen, Problem, Usage
 
 
@@ -30,26 +29,27 @@ class Result(Frozen):
 async def solve(question: str, *, strategy: str = "self-consistency", engine: Engine | str = "sim",
                 task: str = "gsm8k", budget: BudgetConfig | None = None, model: str | None = None,
                 base_url: str | None = None, **options: Any) -> Result:
-    """Solve one question with a strategy on an engine (an Engine object, or a name: "vllm", "openai", "sim")."""
-    from tts import strategies
+    """Solve one question with a strategy (a name, or a composition such as `sc(n=8, prune='step') | pdr(rounds=1)`)
+    on an engine (an Engine object, or a name: "vllm", "openai", "sim"). Runs through the same path as `tts eval`."""
     from tts import tasks
+    from tts.app.runner import resolve_strategy, solve_one
     from tts.engine_adapters import make_engine
 
-    spec = strategies.get(strategy)
-    config = strategies.make_config(spec, **options)
+    spec, config = resolve_strategy(strategy, options)
     t = tasks.get(task)
     problem = Problem(id="q", question=question)
     owned = isinstance(engine, str)
     eng = await make_engine(engine, model=model, base_url=base_url, problems=[problem]) if owned else engine
-    tracer = Tracer(run="q")
-    ctx = Context(eng, budget=Budget(budget), tracer=tracer, task=t)
     try:
-        answer = await spec.run(ctx, problem, config)
+        solved = await solve_one(eng, t, spec, config, problem, budget or BudgetConfig())
     finally:
         if owned:
             await eng.aclose()
-    return Result(answer=answer.answer, votes=answer.votes, usage=ctx.usage, strategy=spec.name, details=answer,
-                  trace=tracer.events, dag=tracer.dag_json())
+    if solved.answer is None:
+        raise TtsError(f"strategy '{spec.name}' failed: {solved.row.get('error')}")
+    answer = solved.answer
+    return Result(answer=answer.answer, votes=answer.votes, usage=solved.usage, strategy=spec.name, details=answer,
+                  trace=solved.tracer.events, dag=solved.tracer.dag_json())
 
 
 def solve_sync(question: str, **kwargs: Any) -> Result:

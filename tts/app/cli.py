@@ -64,7 +64,7 @@ def solve(
         problem = Problem(id="q", question=question)
         eng = await make_engine(engine, model=model, base_url=base_url, problems=[problem], seed=seed)
         try:
-            row, _ = await solve_one(eng, t, spec, config, problem, _budget(budget_tokens, None, budget_seconds))
+            row = (await solve_one(eng, t, spec, config, problem, _budget(budget_tokens, None, budget_seconds))).row
         finally:
             await eng.aclose()
         return row

@@ -128,32 +128,32 @@ def manifest(spec: RunSpec) -> dict[str, Any]:
 
 
 def strategy_config(spec: RunSpec):
+    """The run's strategy and config, through the one resolver every front door uses."""
+    from tts.app.runner import resolve_strategy
     from tts.kit.prune import PruneConfig
 
-    if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
-        from tts.strategies.compose import parse
-
-        parse(spec.strategy)  # validate now, with a clear error, before any engine starts
-        spec = spec.model_copy(update={"options": {**spec.options, "expr": spec.strategy}, "strategy": "compose"})
-        s = strategies.get("compose")
-        return s, strategies.make_config(s, **spec.options)
-    s = strategies.get(spec.strategy)
-    prune = None
     if spec.prune:
+        if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
+            raise ConfigError("--prune applies to a single strategy; inside a composition write sc(prune='step')")
+        s = strategies.get(spec.strategy)
         if "prune" not in s.config.model_fields:
             raise ConfigError(f"--prune does not apply to strategy '{s.name}' (it applies to: self-consistency, pdr, sr)")
+    prune = None
+    if spec.prune:
         try:
             prune = PruneConfig(signal=spec.prune_signal, threshold=spec.prune_threshold, quota=spec.prune_quota,
                                 checkpoint_tokens=spec.prune_checkpoint, shadow=spec.prune_shadow,
                                 inherit_votes=spec.prune_inherit)
         except ValidationError as e:
             raise ConfigError(f"invalid pruning option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
-    unknown = set(spec.options) - set(s.config.model_fields)
-    if unknown:
-        raise ConfigError(f"strategy '{s.name}' has no option {', '.join(sorted(unknown))} "
-                          f"(it has: {', '.join(s.config.model_fields)})")
-    return s, strategies.make_config(s, n=spec.n, temperature=spec.temperature, max_tokens=spec.max_tokens,
-                                     seed=spec.seed, early_stop=spec.early_stop, prune=prune, **spec.options)
+    if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
+        return resolve_strategy(spec.strategy)
+    s = strategies.get(spec.strategy)
+    # CLI flags (-n, --temperature, ...) apply where the strategy has them; -o options win over them
+    flags = {"n": spec.n, "temperature": spec.temperature, "max_tokens": spec.max_tokens, "seed": spec.seed,
+             "early_stop": spec.early_stop, "prune": prune}
+    merged = {k: v for k, v in flags.items() if k in s.config.model_fields} | spec.options
+    return resolve_strategy(spec.strategy, merged)
 
 
 async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple[dict, Path]:

@@ -42,8 +42,9 @@ class _Worker:
 
         async def one(pid: str) -> dict:
             async with sem:
-                row, tracer = await solve_one(self.engine, task, s, config, by_id[pid], spec.budget())
-                row["trace"] = tracer.events
+                solved = await solve_one(self.engine, task, s, config, by_id[pid], spec.budget())
+                row = solved.row
+                row["trace"] = solved.tracer.events
                 return row
 
         async with asyncio.TaskGroup() as tg:

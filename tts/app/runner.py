@@ -15,10 +15,12 @@ import math
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from tqdm import tqdm
 
+from tts import strategies
 from tts.strategies import StrategySpec
 from tts.tasks import Task
 from tts.kernel.budget import Budget, BudgetConfig
@@ -27,7 +29,7 @@ from tts.kernel.engine import Engine
 from tts.kernel.errors import ConfigError, EngineUnavailable
 from tts.app.otel import export as export_spans
 from tts.kernel.trace import Tracer, json_line
-from tts.kernel.types import Problem
+from tts.kernel.types import Answer, Problem, Usage
 
 RESULTS, TRACE, SUMMARY, CONFIG = "results.jsonl", "trace.jsonl", "summary.json", "config.json"
 # Options that must match for --resume to continue a run rather than mix two different ones.
@@ -35,13 +37,12 @@ IDENTITY = ("task", "data", "strategy", "strategy_config", "engine", "model", "s
 
 
 def read_finished(path: Path) -> dict[str, dict]:
-    """Finished lines by problem id; a trailing partial line (the process was killed mid-write) is cut off."""
+    """Finished lines by problem id. A reader never writes: a trailing partial line (a kill mid-write, or a line
+    being written by a run still going) is skipped, not cut off; `drop_partial_line` is the writer's part."""
     if not path.exists():
         return {}
     raw = path.read_bytes()
     keep = raw[: raw.rfind(b"\n") + 1]
-    if len(keep) != len(raw):
-        path.write_bytes(keep)
     done = {}
     for line in keep.decode().splitlines():
         if line.strip():
@@ -50,12 +51,55 @@ def read_finished(path: Path) -> dict[str, dict]:
     return done
 
 
+def drop_partial_line(path: Path) -> None:
+    """Before appending to a resumed run: cut a last line that a kill left half-written."""
+    if path.exists():
+        raw = path.read_bytes()
+        keep = raw.rfind(b"\n") + 1
+        if keep != len(raw):
+            with path.open("r+b") as f:
+                f.truncate(keep)
+
+
+def resolve_strategy(strategy: str, options: dict[str, Any] | None = None) -> tuple[StrategySpec, Any]:
+    """A strategy name or a composition (`sc8 | pdr(rounds=1)`) and its options, as a spec and a checked config:
+    the one way every front door (CLI, jobs, library, server, Ray) turns what a user asked for into a strategy.
+    Options left unset (None) are dropped; unknown or invalid ones are a ConfigError, before any engine starts."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    if any(c in strategy for c in "(|") or strategy[-1:].isdigit():
+        from tts.strategies.compose import parse
+
+        parse(strategy)
+        spec = strategies.get("compose")
+        return spec, strategies.make_config(spec, expr=strategy)
+    spec = strategies.get(strategy)
+    unknown = set(options) - set(spec.config.model_fields)
+    if unknown:
+        raise ConfigError(f"strategy '{spec.name}' has no option {', '.join(sorted(unknown))} "
+                          f"(it has: {', '.join(spec.config.model_fields)})")
+    return spec, strategies.make_config(spec, **options)
+
+
+@dataclass(frozen=True)
+class Solved:
+    """One problem solved: its result line, the strategy's Answer (None if it failed), trace and usage."""
+
+    row: dict[str, Any]
+    answer: Answer | None
+    tracer: Tracer
+    usage: Usage
+
+
 async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any, problem: Problem,
-                    budget: BudgetConfig, trace_sink=None) -> tuple[dict, Tracer]:
-    tracer = Tracer(run=problem.id, sink=trace_sink)
+                    budget: BudgetConfig, trace_sink=None, *,
+                    listener: Callable[[dict[str, Any]], None] | None = None) -> Solved:
+    """The one path of a problem through a strategy, for every front door: context, budget, trace, grading (when
+    the problem has a gold answer), the DAG and telemetry. A strategy's failure is recorded on the row."""
+    tracer = Tracer(run=problem.id, sink=trace_sink, listener=listener)
     ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task)
     t0 = time.monotonic()
     row: dict[str, Any] = {"id": problem.id, "gold": problem.gold}
+    answer = None
     try:
         answer = await spec.run(ctx, problem, config)
     except EngineUnavailable:
@@ -64,11 +108,11 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
         row.update(answer=None, correct=False, error=f"{type(e).__name__}: {e}")
         tracer.emit("problem_error", error=row["error"], traceback=traceback.format_exc(limit=-4))
     else:
-        correct = task.grade(problem, answer.answer)
+        correct = task.grade(problem, answer.answer) if problem.gold is not None else None
         if inspect.isawaitable(correct):
             correct = await correct
         row.update(
-            answer=answer.answer, correct=bool(correct), votes=answer.votes,
+            answer=answer.answer, correct=None if correct is None else bool(correct), votes=answer.votes,
             stopped_early=answer.stopped_early, budget_exhausted=answer.budget_exhausted, note=answer.note,
             semantic_entropy=answer.semantic_entropy, meta=answer.meta,
             samples=[{"index": s.index, "answer": s.answer, "tokens": s.completion_tokens, "status": s.status,
@@ -80,7 +124,7 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
     tracer.emit("dag", dag=tracer.dag_json())
     tracer.flush()
     export_spans(tracer)  # OpenTelemetry, when TTS_OTEL names an exporter
-    return row, tracer
+    return Solved(row, answer, tracer, ctx.usage)
 
 
 def summarize(rows: list[dict], config: dict, wall_s: float) -> dict:
@@ -118,6 +162,7 @@ def prepare_run_dir(run_dir: Path, config: dict, resume: bool) -> dict[str, dict
         diff = [k for k in IDENTITY if old.get(k) != config.get(k)]
         if diff:
             raise ConfigError(f"--resume: {run_dir} was started with different {', '.join(diff)}")
+        drop_partial_line(run_dir / RESULTS)
         return read_finished(run_dir / RESULTS)
     if (run_dir / RESULTS).exists():
         raise ConfigError(f"run folder {run_dir} already has results: pass --resume to continue it, or another --run-id")
@@ -160,8 +205,8 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
         async def worker() -> None:
             while not queue.empty():
                 problem = queue.get_nowait()
-                row, _ = await solve_one(engine, task, spec, strategy_config, problem, budget or BudgetConfig(),
-                                         trace)
+                row = (await solve_one(engine, task, spec, strategy_config, problem, budget or BudgetConfig(),
+                                       trace)).row
                 results.write(json_line(row))
                 results.flush()
                 trace.flush()

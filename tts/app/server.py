@@ -15,13 +15,11 @@ import time
 import uuid
 from typing import Any
 
-from tts import strategies
 from tts import tasks
-from tts.kernel.budget import Budget
-from tts.kernel.context import Context
+from tts.app.runner import resolve_strategy, solve_one
+from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import ConfigError
-from tts.kernel.trace import Tracer
-from tts.kernel.types import Answer, Problem
+from tts.kernel.types import Answer, Problem, Usage
 
 PRESETS = {"sc": "self-consistency", "greedy": "greedy", "pdr": "pdr", "sr": "sr", "apr": "apr"}
 
@@ -61,13 +59,12 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise ConfigError("'messages' must be a non-empty list")
-        spec = strategies.get(strategy)
         if body.get("max_tokens") or body.get("max_completion_tokens"):
             options["max_tokens"] = body.get("max_completion_tokens") or body["max_tokens"]
         options.setdefault("max_tokens", max_tokens)
         if body.get("temperature") is not None and strategy != "greedy":
             options["temperature"] = body["temperature"]
-        config = strategies.make_config(spec, **options)
+        spec, config = resolve_strategy(strategy, options)
         question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         problem = Problem(id=uuid.uuid4().hex[:8], question=str(question),
                           meta={"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
@@ -77,16 +74,23 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         chosen = next((s for s in answer.samples if s.status == "ok" and s.answer == answer.answer), None)
         return chosen.text if chosen else (answer.samples[0].text if answer.samples else "")
 
-    def usage(ctx: Context) -> dict:
-        return {"prompt_tokens": ctx.usage.prompt_tokens, "completion_tokens": ctx.usage.completion_tokens,
-                "total_tokens": ctx.usage.prompt_tokens + ctx.usage.completion_tokens,
-                "prompt_tokens_details": {"cached_tokens": ctx.usage.cached_prompt_tokens}}
+    def usage(u: Usage) -> dict:
+        return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                "total_tokens": u.prompt_tokens + u.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": u.cached_prompt_tokens}}
+
+    async def solve(spec, config, problem, listener=None):
+        solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), listener=listener)
+        if solved.answer is None:
+            raise RuntimeError(solved.row.get("error"))
+        return solved
 
     async def run_until_disconnect(request: Request, coro):
-        """Run the strategy; if the client goes away first, cancel it (and so every branch)."""
+        """Run the strategy; if the client goes away first, cancel it (and so every branch). The body has been
+        read, so the next ASGI message is the disconnect: awaited, not polled."""
         async def watch() -> None:
-            while not await request.is_disconnected():
-                await asyncio.sleep(0.05)
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
 
         async with asyncio.TaskGroup() as tg:
             work = tg.create_task(coro)
@@ -105,22 +109,22 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
             spec, config, problem = prepare(body)
         except (ConfigError, json.JSONDecodeError, KeyError, TypeError) as e:
             return error(400, str(e))
-        ctx = Context(engine, budget=Budget(), tracer=Tracer(run=problem.id), task=task)
         rid, created, model = f"chatcmpl-{problem.id}", int(time.time()), body["model"]
         stats["requests"] += 1
         if not body.get("stream"):
             stats["in_flight"] += 1
             try:
-                answer = await run_until_disconnect(request, spec.run(ctx, problem, config))
+                solved = await run_until_disconnect(request, solve(spec, config, problem))
             finally:
                 stats["in_flight"] -= 1
-            if answer is None:
+            if solved is None:
                 return error(499, "client disconnected")
+            answer = solved.answer
             return JSONResponse({
                 "id": rid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": response_text(answer)}}],
-                "usage": usage(ctx), "tts": {"answer": answer.answer, "votes": answer.votes,
+                "usage": usage(solved.usage), "tts": {"answer": answer.answer, "votes": answer.votes,
                                             "stopped_early": answer.stopped_early, "note": answer.note}})
 
         async def events():
@@ -134,14 +138,6 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
                     answers.append(event["answer"])
                     queue.put_nowait("tick")
 
-            original = ctx.tracer.emit
-
-            def emit(kind, **data):
-                event = original(kind, **data)
-                consensus(event)
-                return event
-
-            ctx.tracer.emit = emit
             stats["in_flight"] += 1
 
             def chunk(delta: dict, finish=None, extra=None) -> str:
@@ -151,7 +147,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
 
             try:
                 async with asyncio.TaskGroup() as tg:
-                    work = tg.create_task(spec.run(ctx, problem, config))
+                    work = tg.create_task(solve(spec, config, problem, listener=consensus))
                     work.add_done_callback(lambda _t: queue.put_nowait("done"))
                     yield chunk({"role": "assistant", "content": ""})
                     while True:
@@ -162,9 +158,10 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
                         if votes and votes != last[0]:
                             last[0] = votes
                             yield chunk({}, extra={"tts": {"consensus": max(votes, key=votes.get), "votes": votes}})
-                    answer = work.result()
+                    solved = work.result()
+                answer = solved.answer
                 yield chunk({"content": response_text(answer)})
-                yield chunk({}, finish="stop", extra={"usage": usage(ctx), "tts": {"answer": answer.answer,
+                yield chunk({}, finish="stop", extra={"usage": usage(solved.usage), "tts": {"answer": answer.answer,
                                                                                    "votes": answer.votes}})
                 yield "data: [DONE]\n\n"
             except asyncio.CancelledError:

@@ -9,7 +9,7 @@ import json
 import time
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import networkx as nx
 
@@ -47,9 +47,11 @@ class Tracer:
     The DAG is kept as plain dicts while the run is hot and built as a networkx graph when asked for: graph updates
     on every branch and call were a measurable part of the per-branch overhead."""
 
-    def __init__(self, run: str = "run", sink: IO[str] | None = None) -> None:
+    def __init__(self, run: str = "run", sink: IO[str] | None = None,
+                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.run = run
         self.sink = sink
+        self.listener = listener  # sees each event as it is emitted (a server streams the consensus from these)
         self.events: list[dict[str, Any]] = []
         self._flushed = 0
         self._nodes: dict[str, dict[str, Any]] = {path_id(ROOT): {"kind": "root", "status": "running"}}
@@ -63,6 +65,8 @@ class Tracer:
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
         data.update(run=self.run, t=round(time.monotonic() - self._t0, 6), path=list(current_path.get()), kind=kind)
         self.events.append(data)
+        if self.listener is not None:
+            self.listener(data)
         return data
 
     def flush(self) -> None:
