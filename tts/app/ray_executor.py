@@ -15,7 +15,7 @@ class _Worker:
     """A Ray actor: one engine, problems solved concurrently on its own event loop."""
 
     def __init__(self, spec_json: str, problems_json: str) -> None:
-        from tts.app.jobs import RunSpec
+        from tts.app.spec import RunSpec
         from tts.kernel.types import Problem
 
         self.spec = RunSpec.model_validate_json(spec_json)
@@ -25,7 +25,7 @@ class _Worker:
     async def solve(self, ids: list[str]) -> list[dict]:
         from tts import tasks
         from tts.engine_adapters import make_engine
-        from tts.app.jobs import strategy_config
+        from tts.app.spec import strategy_config
         from tts.app.runner import solve_one
 
         spec = self.spec

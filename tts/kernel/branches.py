@@ -11,13 +11,18 @@ import asyncio
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, Literal, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Literal, Protocol, TypeVar
 
 from tts.kernel.errors import BudgetExhausted, EngineUnavailable
-from tts.kernel.trace import Path, current_path, path_id
+from tts.kernel.trace import Path, Tracer, current_path, path_id
 
-if TYPE_CHECKING:
-    from tts.kernel.context import Context
+
+class Owner(Protocol):
+    """What a group needs of the context that opened it: the trace scope and a way to emit events."""
+
+    tracer: Tracer
+
+    def emit(self, kind: str, **data: Any) -> None: ...
 
 T = TypeVar("T")
 Status = Literal["ok", "error", "cancelled", "pruned", "budget"]
@@ -39,7 +44,7 @@ StopRule = Callable[["BranchOutcome[Any]", int], "str | None"]
 
 
 class BranchGroup(Generic[T]):
-    def __init__(self, ctx: "Context", label: str, stop_when: StopRule | None = None) -> None:
+    def __init__(self, ctx: Owner, label: str, stop_when: StopRule | None = None) -> None:
         self.ctx, self.label, self.stop_when = ctx, label, stop_when
         self.paths: list[Path] = []
         self._tasks: list[asyncio.Task[None]] = []
