@@ -1,18 +1,24 @@
-"""Run untrusted (model-written) Python in a subprocess with time, memory, process and output limits.
+"""Run untrusted (model-written) Python isolated by the kernel's mechanisms, never in the orchestrator's process.
 
-Layers, each used where the machine allows it:
-- a new session (process group), killed whole on timeout, so forked children die too;
-- rlimits: CPU seconds, address space, file size, open files, processes;
-- as root with util-linux present: a new network namespace (no network) and the uid/gid of `nobody`, so the code
-  can neither reach the network nor touch files it does not own (it runs in a fresh temporary directory);
-- an audit hook installed before the code runs that refuses sockets, subprocesses, ctypes and file writes outside
-  the working directory (a second line, and the only one when the others are unavailable).
-The orchestrator never evals or execs model output in its own process.
+Layers, strongest first; `isolation()` says which this machine has (`tts doctor` prints it):
+- bubblewrap: new PID, network, IPC, UTS and mount namespaces; a read-only view of /usr and of the Python
+  installation and nothing else of the host (no /etc, no /home, no /root, no other runs' results); the working
+  directory is a size-capped tmpfs holding only the program; the sandbox's PID 1 dies with its parent, and when it
+  dies the kernel kills every process left in the namespace (no survivor of a timeout, however it forked).
+- a uid of its own: as root, each call runs under a fresh unprivileged uid (setpriv, inside the namespaces), so
+  RLIMIT_NPROC caps that call alone and nothing owned by root is writable; unprivileged, a user namespace maps the
+  caller to `nobody` and all capabilities are dropped.
+- rlimits: CPU seconds, address space, file size, open files, processes, no core files.
+- its own session, killed whole on timeout; an audit hook refusing sockets, subprocesses and ctypes (a last line:
+  it can be switched off from inside, which is why nothing relies on it).
+Without bubblewrap, `unshare` (root only) gives the PID/network/IPC namespaces but no filesystem view. With none of
+these, untrusted code is refused unless TTS_SANDBOX_UNISOLATED=1 says the user accepts running it unisolated.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 import resource
 import shutil
@@ -24,29 +30,26 @@ import time
 
 from pydantic import Field
 
+from tts.kernel.errors import TtsError
 from tts.kernel.types import Frozen
 
-NOBODY = 65534
+UID_BASE = 190_000  # per-call uids (root only): far above any account a distribution creates
+_uids = itertools.count()
 _GUARD = r'''
-import os, sys
-_root = os.path.realpath(os.getcwd())
+import sys
 def _hook(event, args):
     if event in ("socket.connect", "socket.bind", "socket.__new__", "subprocess.Popen", "os.system", "os.exec",
                  "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "ctypes.dlopen", "ctypes.cdata"):
         raise PermissionError(f"sandbox: {event} is not allowed")
-    if event in ("os.remove", "os.rmdir", "os.rename", "shutil.rmtree", "os.chmod", "os.chown", "os.truncate"):
-        path = args[0] if args else ""
-        if isinstance(path, (str, bytes, os.PathLike)) and not os.path.realpath(os.fsdecode(path)).startswith(_root):
-            raise PermissionError(f"sandbox: {event} outside the working directory")
-    if event == "open" and len(args) > 1 and isinstance(args[1], str) and any(m in args[1] for m in "wax+"):
-        path = args[0]
-        if isinstance(path, (str, bytes, os.PathLike)) and not os.path.realpath(os.fsdecode(path)).startswith(_root):
-            raise PermissionError("sandbox: writing outside the working directory")
 sys.addaudithook(_hook)
 del _hook
 _code = open("main.py").read()
 exec(compile(_code, "main.py", "exec"), {"__name__": "__main__"})
 '''
+
+
+class SandboxUnavailable(TtsError):
+    """No isolation layer works on this machine, and the user has not opted in to running code without one."""
 
 
 class SandboxLimits(Frozen):
@@ -55,6 +58,7 @@ class SandboxLimits(Frozen):
     memory_mb: int = Field(512, ge=32)
     max_processes: int = Field(32, ge=1)
     output_bytes: int = Field(64_000, ge=1)
+    disk_mb: int = Field(64, ge=1, description="size of the sandbox's writable tmpfs")
 
 
 class SandboxResult(Frozen):
@@ -70,50 +74,109 @@ class SandboxResult(Frozen):
         return self.returncode == 0 and not self.timed_out
 
 
+def _python() -> tuple[str, str]:
+    """The interpreter to run (its real path, outside any venv) and the installation prefix to show read-only."""
+    return os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix)
+
+
+def _works(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 @functools.lru_cache(maxsize=1)
-def _drop_privileges_prefix() -> tuple[tuple[str, ...], str] | None:
-    """(command prefix, interpreter) that runs as nobody in a network namespace, if this machine allows it."""
-    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
-        return None
-    prefix = ("unshare", "--net", "--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
-    for python in (sys.executable, shutil.which("python3") or "", "/usr/bin/python3"):
-        if python and subprocess.run([*prefix, python, "-c", "pass"], capture_output=True).returncode == 0:
-            return prefix, python
-    return None
+def isolation() -> dict[str, object]:
+    """The layers this machine gives, checked once by starting a sandbox: what is active and what is missing."""
+    python, _ = _python()
+    bwrap = shutil.which("bwrap")
+    root = os.geteuid() == 0
+    mode = "none"
+    if bwrap and _works([*_bwrap_prefix("/nonexistent", 1, 0), python, "-I", "-S", "-c", "pass"]):
+        mode = "bwrap"
+    elif root and shutil.which("unshare") and shutil.which("setpriv") and _works(
+            [*_unshare_prefix(0), python, "-I", "-S", "-c", "pass"]):
+        mode = "unshare"
+    active = ["session-kill", "rlimits", "audit-hook"]
+    if mode == "bwrap":
+        active += ["pid-namespace", "net-namespace", "ipc-namespace", "mount-namespace", "read-only-system-view",
+                   "private-tmpfs-workdir", "die-with-parent", "uid-per-call" if root else "user-namespace-nobody"]
+    elif mode == "unshare":
+        active += ["pid-namespace", "net-namespace", "ipc-namespace", "uid-per-call"]
+    wanted = ["pid-namespace", "net-namespace", "ipc-namespace", "mount-namespace", "read-only-system-view",
+              "private-tmpfs-workdir", "landlock", "seccomp"]
+    return {"mode": mode, "active": active, "missing": [w for w in wanted if w not in active]}
 
 
-def _limits(limits: SandboxLimits):
+def _bwrap_prefix(program_dir: str, uid_slot: int, disk_mb: int) -> list[str]:
+    python, prefix = _python()
+    cmd = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+           "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox",
+           "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+           "--symlink", "usr/bin", "/bin", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    if not prefix.startswith("/usr/"):
+        cmd += ["--ro-bind", prefix, prefix]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+            "--perms", "0777", *(["--size", str(disk_mb << 20)] if disk_mb else []), "--tmpfs", "/sandbox",
+            "--ro-bind-try", os.path.join(program_dir, "main.py"), "/sandbox/main.py", "--chdir", "/sandbox",
+            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/sandbox"]
+    if os.geteuid() == 0:  # drop to a uid of this call's own inside the namespaces
+        uid = str(UID_BASE + uid_slot)
+        return [*cmd, "--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
+    return [*cmd, "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL", "--"]
+
+
+def _unshare_prefix(uid_slot: int) -> list[str]:
+    uid = str(UID_BASE + uid_slot)
+    return ["unshare", "--pid", "--net", "--ipc", "--fork", "--kill-child", "--mount-proc", "--",
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--bounding-set=-all",
+            "--inh-caps=-all", "--no-new-privs"]
+
+
+def _limits(limits: SandboxLimits, nproc: bool):
     def apply() -> None:
         mem = limits.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024 * 1024,) * 2)
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
+        if nproc:  # counted per uid: only meaningful where the call has a uid of its own
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     return apply
 
 
 async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str = "") -> SandboxResult:
     limits = limits or SandboxLimits()
-    workdir = tempfile.mkdtemp(prefix="tts-sandbox-")
-    isolation = ["process-group", "rlimits", "audit-hook", "tempdir"]
+    layers = isolation()
+    mode = layers["mode"]
+    if mode == "none" and os.environ.get("TTS_SANDBOX_UNISOLATED") != "1":
+        raise SandboxUnavailable("no sandbox isolation on this machine (install bubblewrap: apt-get install "
+                                 "bubblewrap); set TTS_SANDBOX_UNISOLATED=1 to run model-written code unisolated")
+    programs = tempfile.mkdtemp(prefix="tts-sandbox-")
+    slot = next(_uids) % 50_000
     try:
-        with open(os.path.join(workdir, "main.py"), "w") as f:
+        with open(os.path.join(programs, "main.py"), "w") as f:
             f.write(code)
-        dropped = _drop_privileges_prefix()
-        if dropped:
-            prefix, python = dropped
-            os.chmod(workdir, 0o777)
-            os.chmod(os.path.join(workdir, "main.py"), 0o644)
-            isolation += ["no-network", "uid-nobody"]
+        python, _ = _python()
+        if mode == "bwrap":
+            os.chmod(programs, 0o755)
+            os.chmod(os.path.join(programs, "main.py"), 0o644)
+            prefix, cwd = _bwrap_prefix(programs, slot, limits.disk_mb), "/"
+        elif mode == "unshare":
+            os.chmod(programs, 0o777)
+            os.chmod(os.path.join(programs, "main.py"), 0o644)
+            prefix, cwd = _unshare_prefix(slot), programs
         else:
-            prefix, python = (), sys.executable
+            prefix, cwd = [], programs
         cmd = [*prefix, python, "-I", "-S", "-c", _GUARD]
         t0 = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            *cmd, cwd=workdir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=_limits(limits), env={"PATH": "/usr/bin:/bin", "HOME": workdir})
+            *cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, preexec_fn=_limits(limits, nproc=mode != "none" and os.geteuid() == 0),
+            env={"PATH": "/usr/bin:/bin", "HOME": programs})
         timed_out = False
         try:
             out, err = await asyncio.wait_for(_capped(proc, stdin.encode(), limits.output_bytes), limits.timeout_s)
@@ -124,17 +187,21 @@ async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str 
             if not timed_out:
                 raise
             out, err = b"", b"timed out"
-        _kill_group(proc)  # forked children left behind die with the group
+        _kill_group(proc)  # anything left in the session dies with it (in a PID namespace, already gone)
         return SandboxResult(returncode=proc.returncode, stdout=out.decode(errors="replace"),
                              stderr=err.decode(errors="replace")[-4000:], timed_out=timed_out,
-                             seconds=round(time.monotonic() - t0, 4), isolation=tuple(isolation))
+                             seconds=round(time.monotonic() - t0, 4), isolation=tuple(layers["active"]))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(programs, ignore_errors=True)
 
 
 async def _capped(proc: asyncio.subprocess.Process, data: bytes, cap: int) -> tuple[bytes, bytes]:
     if data:
         proc.stdin.write(data)
+    try:
+        await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     proc.stdin.close()
 
     async def read(stream) -> bytes:
