@@ -30,7 +30,7 @@ for _c in _calls:
 
 
 class CodeSCConfig(Frozen):
-    n: int = Field(8, ge=1)
+    n: int = Field(8, ge=1, le=16_384)
     temperature: float = Field(0.8, ge=0.0)
     max_tokens: int = Field(512, ge=1)
     seed: int = 0

@@ -41,16 +41,18 @@ def _name(node: ast.AST, text: str) -> str:
 def _literal(node: ast.AST, text: str) -> Any:
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         raise ConfigError(f"strategy expression '{text}': option values must be literals, got "
                           f"{ast.unparse(node)}") from None
 
 
-def _stage(node: ast.AST, text: str) -> Stage:
+def _stage(node: ast.AST, text: str, depth: int = 0) -> Stage:
     options: dict[str, Any] = {}
     if isinstance(node, ast.Call):
         if node.args:
             raise ConfigError(f"strategy expression '{text}': options are keywords (name=value)")
+        if any(k.arg is None for k in node.keywords):
+            raise ConfigError(f"strategy expression '{text}': options are keywords (name=value), not **mappings")
         options = {k.arg: _literal(k.value, text) for k in node.keywords}
         node = node.func
     name = _name(node, text)
@@ -65,12 +67,23 @@ def _stage(node: ast.AST, text: str) -> Stage:
         raise ConfigError(f"strategy expression '{text}': {spec.name} has no option {', '.join(sorted(unknown))}")
     for key in ("child", "reasoner"):  # nested expressions are checked now, not when a branch reaches them
         if isinstance(options.get(key), str):
-            parse(options[key])
+            parse(options[key], depth + 1)
     return Stage(spec, strategies.make_config(spec, **options))
 
 
-def parse(text: str) -> list[Stage]:
+MAX_EXPR_CHARS = 2000
+MAX_STAGES = 16
+MAX_DEPTH = 4  # strategies nested in options (apr(child=...), llm-compiler(reasoner=...))
+
+
+def parse(text: str, _depth: int = 0) -> list[Stage]:
     """Parse and validate a composition; raises ConfigError with the reason."""
+    if len(text) > MAX_EXPR_CHARS:
+        raise ConfigError(f"strategy expression too long ({len(text)} characters; at most {MAX_EXPR_CHARS})")
+    if _depth > MAX_DEPTH:
+        raise ConfigError(f"strategy expression nested more than {MAX_DEPTH} deep")
+    if text.count("|") >= MAX_STAGES:
+        raise ConfigError(f"strategy expression has more than {MAX_STAGES} stages")
     source = text.strip()
     for name in strategies.names():  # hyphenated names are not Python names
         if "-" in name:
@@ -79,12 +92,14 @@ def parse(text: str) -> list[Stage]:
         tree = ast.parse(source, mode="eval").body
     except SyntaxError as e:
         raise ConfigError(f"strategy expression '{text}': {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError("strategy expression nested too deeply to read") from None
     stages: list[ast.AST] = []
     while isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.BitOr):
         stages.insert(0, tree.right)
         tree = tree.left
     stages.insert(0, tree)
-    parsed = [_stage(node, text) for node in stages]
+    parsed = [_stage(node, text, _depth) for node in stages]
     for i, stage in enumerate(parsed[1:], start=2):
         if not stage.spec.takes_upstream:
             refiners = sorted({s.name for s in map(strategies.get, strategies.names()) if s.takes_upstream})

@@ -42,8 +42,8 @@ REFINE_SUFFIX = (
 
 
 class PDRConfig(Frozen):
-    drafts: int = Field(4, ge=1, description="M: drafts per round")
-    rounds: int = Field(2, ge=1, description="R: rounds")
+    drafts: int = Field(4, ge=1, le=1024, description="M: drafts per round")
+    rounds: int = Field(2, ge=1, le=64, description="R: rounds")
     workspace_tokens: int = Field(512, ge=16, description="W: the workspace's bound in tokens")
     distill: Literal["topk", "summary"] = "topk"
     top_k: int = Field(2, ge=1)
@@ -58,7 +58,7 @@ class PDRConfig(Frozen):
 
 class SRConfig(PDRConfig):
     drafts: int = Field(1, ge=1, le=1)
-    rounds: int = Field(3, ge=1)
+    rounds: int = Field(3, ge=1, le=64)
     top_k: int = 1
 
 

@@ -14,7 +14,7 @@ from tts.strategies.samples import StopName, VoteRule, answer_from, outcome_samp
 
 
 class SCConfig(Frozen):
-    n: int = Field(8, ge=1)
+    n: int = Field(8, ge=1, le=16_384)
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(512, ge=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from tts.tasks import countdown, gsm8k, humaneval, math as math_task, tool_qa
-from tts.kernel.errors import ConfigError
+from tts.kernel.errors import ConfigError, DataError
 from tts.kernel.types import Message, Problem
 
 
@@ -45,6 +45,17 @@ _TASKS = {
     "math": Task("math", math_task.load, math_task.PROMPT, math_task.extract, math_task.grade,
                  math_task.canonicalize),
 }
+
+
+def check_ids(problems: list[Problem], source: str) -> list[Problem]:
+    """Problem ids key results lines and --resume: a duplicate would lose a problem, so it is an error."""
+    seen: dict[str, int] = {}
+    for i, p in enumerate(problems):
+        if p.id in seen:
+            raise DataError(f"{source}: duplicate problem id '{p.id}' (rows {seen[p.id] + 1} and {i + 1}); ids must be "
+                            f"unique")
+        seen[p.id] = i
+    return problems
 
 
 def get(name: str) -> Task:

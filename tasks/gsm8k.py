@@ -19,14 +19,20 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     if path.is_dir():
         raise DataError(f"data path is a directory, not a JSONL file: {path}")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{number}: not UTF-8 text (is this a JSONL file?)") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+            except (RecursionError, ValueError) as e:  # nesting too deep; a number too long to convert
+                raise DataError(f"{path}:{number}: unreadable JSON ({type(e).__name__}: {str(e)[:80]})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
             rows.append((number, obj))

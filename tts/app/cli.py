@@ -122,7 +122,7 @@ def eval_(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""
-    from tts.app.jobs import RunSpec, load_job, run_spec
+    from tts.app.jobs import load_job, make_spec, run_spec
 
     given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option")}
     try:
@@ -137,7 +137,7 @@ def eval_(
             explicit["options"] = options
         make_specs = lambda: load_job(config, explicit)  # noqa: E731
     else:
-        make_specs = lambda: [RunSpec(**given, options=options)]  # noqa: E731
+        make_specs = lambda: [make_spec({**given, "options": options})]  # noqa: E731
 
     async def go() -> list[tuple[dict, Path]]:
         engines: dict = {}

@@ -21,26 +21,25 @@ from tts import strategies
 from tts import tasks
 from tts.kernel.budget import BudgetConfig, Price
 from tts.kernel.errors import ConfigError, DataError
-from tts.app.spec import RunSpec, parse_price, strategy_config  # noqa: F401  (re-exported)
+from tts.engine_adapters import engine_spec
+from tts.app.spec import RunSpec, make_spec, parse_price, strategy_config  # noqa: F401  (re-exported)
 
 
 def load_job(path: Path, overrides: dict[str, Any]) -> list[RunSpec]:
     if not path.exists():
         raise DataError(f"job file not found: {path}")
     try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise DataError(f"{path}: not valid TOML ({e})") from None
     runs = doc.pop("runs", [{}])
     if not isinstance(runs, list) or not runs:
         raise DataError(f"{path}: 'runs' must be a list of tables ([[runs]])")
     specs = []
     for i, run in enumerate(runs):
-        try:
-            specs.append(RunSpec(**{**doc, **run, **overrides}))
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise ConfigError(f"{path}: run {i + 1}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        if not isinstance(run, dict):
+            raise DataError(f"{path}: run {i + 1} is not a table")
+        specs.append(make_spec({**doc, **run, **overrides}, f"{path}: run {i + 1}: "))
     return specs
 
 
@@ -73,13 +72,18 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
 
     s, config = strategy_config(spec)
     t = tasks.get(spec.task)
-    problems = t.load(spec.data)[: spec.limit]
+    problems = tasks.check_ids(t.load(spec.data), str(spec.data or f"task {spec.task}"))[: spec.limit]
     kind = spec.engine or "vllm"
+    engine_spec(kind, model=spec.model, base_url=spec.base_url, seed=spec.seed, accuracy=spec.sim_accuracy,
+                latency_per_token_s=spec.sim_latency)  # engine options checked now, before anything starts
+    spec.engine_price()
     rid = spec.run_id
     if spec.resume and rid is None:
         runs = sorted(spec.output.glob("*/config.json"), key=lambda p: p.stat().st_mtime)
         if not runs:
             raise ConfigError(f"--resume: no run folder in {spec.output}")
+    if spec.output.exists() and not spec.output.is_dir():
+        raise DataError(f"--output {spec.output} is a file, not a folder")
         rid = runs[-1].parent.name
     rid = rid or f"{spec.task}-{s.name}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_config = {"task": spec.task, "data": str(spec.data) if spec.data else "bundled", "strategy": s.name,
@@ -96,6 +100,9 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                                   address=spec.ray_address), run_dir
     if spec.executor != "local":
         raise ConfigError(f"unknown executor '{spec.executor}'; known: local, ray")
+    from tts.app.runner import prepare_run_dir
+
+    done = prepare_run_dir(spec.output / rid, run_config, spec.resume)  # before the engine: fail fast, lose nothing
     key = (kind, spec.model, spec.base_url, spec.price)
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
         engine = await make_engine(kind, model=spec.model, base_url=spec.base_url, problems=problems, seed=spec.seed,
@@ -104,17 +111,17 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                                    price=spec.engine_price())
         if kind == "sim":
             try:
-                return await _run(engine, t, s, config, problems, spec, rid, run_config, progress)
+                return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done)
             finally:
                 await engine.aclose()
         engines[key] = engine
-    return await _run(engines[key], t, s, config, problems, spec, rid, run_config, progress)
+    return await _run(engines[key], t, s, config, problems, spec, rid, run_config, progress, done)
 
 
-async def _run(engine, t, s, config, problems, spec, rid, run_config, progress):
+async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, done):
     from tts.app.runner import run_eval
 
     run_dir = spec.output / rid
     summary = await run_eval(engine, t, s, config, problems, run_dir, run_config, resume=spec.resume,
-                             concurrency=spec.concurrency, budget=spec.budget(), progress=progress)
+                             concurrency=spec.concurrency, budget=spec.budget(), progress=progress, done=done)
     return summary, run_dir

@@ -26,29 +26,52 @@ from tts.tasks import Task
 from tts.kernel.budget import Budget, BudgetConfig
 from tts.kernel.context import Context
 from tts.kernel.engine import Engine
-from tts.kernel.errors import ConfigError, EngineUnavailable
+from tts.kernel.errors import ConfigError, DataError, EngineUnavailable
 from tts.app.otel import export as export_spans
 from tts.kernel.trace import Tracer, json_line
 from tts.kernel.types import Answer, Problem, Usage
 
 RESULTS, TRACE, SUMMARY, CONFIG = "results.jsonl", "trace.jsonl", "summary.json", "config.json"
 # Options that must match for --resume to continue a run rather than mix two different ones.
-IDENTITY = ("task", "data", "strategy", "strategy_config", "engine", "model", "seed")
+IDENTITY = ("task", "data", "strategy", "strategy_config", "engine", "model", "seed", "budget", "price", "sim")
+SEGMENTS = "segments.jsonl"  # one line per start and per clean end of the run: wall time across resumes
 
 
 def read_finished(path: Path) -> dict[str, dict]:
     """Finished lines by problem id. A reader never writes: a trailing partial line (a kill mid-write, or a line
-    being written by a run still going) is skipped, not cut off; `drop_partial_line` is the writer's part."""
+    being written by a run still going) is skipped, not cut off; `drop_partial_line` is the writer's part.
+    A line that is not a result row is a DataError naming the file and line."""
     if not path.exists():
         return {}
+    if not path.is_file():
+        raise DataError(f"{path} is not a file")
     raw = path.read_bytes()
     keep = raw[: raw.rfind(b"\n") + 1]
     done = {}
-    for line in keep.decode().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            done[row["id"]] = row
+    for number, line in enumerate(keep.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise DataError(f"{path}:{number}: not a JSON line (a damaged results file)") from None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise DataError(f"{path}:{number}: not a result row (no problem id)")
+        done[row["id"]] = row
     return done
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A run folder's JSON file (config, summary) as a dict, or one DataError that names it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing ({what})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise DataError(f"{path}: unreadable {what} ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: {what} is not a JSON object")
+    return data
 
 
 def drop_partial_line(path: Path) -> None:
@@ -153,22 +176,59 @@ def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
 
 
 def prepare_run_dir(run_dir: Path, config: dict, resume: bool) -> dict[str, dict]:
-    """Create or reopen a run folder; on resume, check it is the same run and return its finished lines."""
+    """Create or reopen a run folder; on resume, check it is the same run and return its finished lines. Called
+    before any engine starts, so that a run that cannot be written or resumed costs nothing."""
     config_path = run_dir / CONFIG
     if resume:
         if not config_path.exists():
             raise ConfigError(f"nothing to resume: {run_dir} has no {CONFIG}")
-        old = json.loads(config_path.read_text())
+        old = read_json(config_path, "run config")
         diff = [k for k in IDENTITY if old.get(k) != config.get(k)]
         if diff:
             raise ConfigError(f"--resume: {run_dir} was started with different {', '.join(diff)}")
-        drop_partial_line(run_dir / RESULTS)
-        return read_finished(run_dir / RESULTS)
+        done = read_finished(run_dir / RESULTS)
+        try:
+            drop_partial_line(run_dir / RESULTS)
+        except OSError as e:
+            raise DataError(f"cannot write run folder {run_dir}: {e.strerror or e}") from None
+        return done
     if (run_dir / RESULTS).exists():
         raise ConfigError(f"run folder {run_dir} already has results: pass --resume to continue it, or another --run-id")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(config, indent=2))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(json.dumps(config, indent=2))
+        with (run_dir / RESULTS).open("a"):
+            pass
+    except OSError as e:
+        raise DataError(f"cannot write run folder {run_dir}: {e.strerror or e}") from None
     return {}
+
+
+def _mark(run_dir: Path, what: str) -> None:
+    with (run_dir / SEGMENTS).open("a") as f:
+        f.write(json_line({what: round(time.time(), 3)}))
+
+
+def wall_seconds(run_dir: Path, rows: list[dict]) -> float:
+    """Wall time of the run over all its segments (a killed segment ends at its last finished row)."""
+    marks = []
+    if (run_dir / SEGMENTS).exists():
+        for line in (run_dir / SEGMENTS).read_text().splitlines():
+            try:
+                marks.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a kill
+    starts = [m["start"] for m in marks if isinstance(m, dict) and "start" in m]
+    ends = [m["end"] for m in marks if isinstance(m, dict) and "end" in m]
+    finished = sorted(r["finished_at"] for r in rows if isinstance(r.get("finished_at"), (int, float)))
+    total = 0.0
+    for i, start in enumerate(starts):
+        nxt = starts[i + 1] if i + 1 < len(starts) else float("inf")
+        end = next((e for e in ends if start <= e < nxt), None)
+        if end is None:
+            end = max((f for f in finished if start <= f < nxt), default=start)
+        total += end - start
+    return total
 
 
 @contextlib.contextmanager
@@ -190,15 +250,19 @@ def _batch_gc():
 
 async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_config: Any, problems: list[Problem],
                    run_dir: Path, config: dict, *, resume: bool = False, concurrency: int = 8,
-                   budget: BudgetConfig | None = None, progress: bool = True) -> dict:
-    done = prepare_run_dir(run_dir, config, resume)
+                   budget: BudgetConfig | None = None, progress: bool = True,
+                   done: dict[str, dict] | None = None) -> dict:
+    """`done`: the finished lines, when the caller has already prepared the run folder (before starting its
+    engine); otherwise the folder is prepared here."""
+    if done is None:
+        done = prepare_run_dir(run_dir, config, resume)
     todo = [p for p in problems if p.id not in done]
     rows = [done[p.id] for p in problems if p.id in done]
     correct = [sum(bool(r.get("correct")) for r in rows)]  # running count for the progress bar
     queue: asyncio.Queue[Problem] = asyncio.Queue()
     for p in todo:
         queue.put_nowait(p)
-    t0 = time.monotonic()
+    _mark(run_dir, "start")
     bar = tqdm(total=len(problems), initial=len(rows), desc=f"{spec.name}", unit="problem", disable=not progress)
     with (run_dir / RESULTS).open("a", encoding="utf-8") as results, (run_dir / TRACE).open("a") as trace, \
             _batch_gc():
@@ -207,6 +271,7 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
                 problem = queue.get_nowait()
                 row = (await solve_one(engine, task, spec, strategy_config, problem, budget or BudgetConfig(),
                                        trace)).row
+                row["finished_at"] = round(time.time(), 3)
                 results.write(json_line(row))
                 results.flush()
                 trace.flush()
@@ -223,7 +288,7 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
             raise group.exceptions[0] from None
         finally:
             bar.close()
-    previous = json.loads((run_dir / SUMMARY).read_text())["wall_seconds"] if resume and (run_dir / SUMMARY).exists() else 0.0
-    summary = summarize(rows, config, previous + time.monotonic() - t0)
+    _mark(run_dir, "end")
+    summary = summarize(rows, config, wall_seconds(run_dir, rows))
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary

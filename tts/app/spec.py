@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tts import strategies
 from tts.kernel.budget import BudgetConfig, Price
@@ -21,32 +21,32 @@ class RunSpec(BaseModel):
     engine: str | None = None
     model: str | None = None
     base_url: str | None = None
-    n: int | None = None
-    limit: int | None = None
+    n: int | None = Field(None, ge=1, le=16_384)
+    limit: int | None = Field(None, ge=0)
     seed: int = 0
-    temperature: float | None = None
-    max_tokens: int | None = None
+    temperature: float | None = Field(None, ge=0.0)
+    max_tokens: int | None = Field(None, ge=1)
     early_stop: bool | None = None
-    concurrency: int = 8
+    concurrency: int = Field(8, ge=1, le=4096)
     output: Path = Path("results")
-    run_id: str | None = None
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a folder name, never a path
     resume: bool = False
-    budget_tokens: int | None = None
-    budget_calls: int | None = None
-    budget_seconds: float | None = None
-    budget_usd: float | None = None
+    budget_tokens: int | None = Field(None, ge=1)
+    budget_calls: int | None = Field(None, ge=1)
+    budget_seconds: float | None = Field(None, gt=0)
+    budget_usd: float | None = Field(None, gt=0)
     price: str | None = None  # "PROMPT,COMPLETION[,CACHED]" USD per million tokens, for the money budget
-    sim_accuracy: float = 0.7
-    sim_latency: float = 0.001
+    sim_accuracy: float = Field(0.7, ge=0.0, le=1.0)
+    sim_latency: float = Field(0.001, ge=0.0)
     prune: bool = False
     prune_signal: str = "prefix"
-    prune_threshold: float = 0.9
-    prune_quota: int = 2
-    prune_checkpoint: int = 32
+    prune_threshold: float = Field(0.9, ge=-1.0, le=1.0)
+    prune_quota: int = Field(2, ge=1)
+    prune_checkpoint: int = Field(32, ge=1)
     prune_inherit: bool = False
     prune_shadow: bool = False
     executor: str = "local"  # or "ray": problems spread over Ray workers
-    workers: int = 2
+    workers: int = Field(2, ge=1, le=1024)
     ray_address: str | None = None
     options: dict[str, Any] = {}
 
@@ -60,6 +60,21 @@ class RunSpec(BaseModel):
                 raise ConfigError("--budget-usd needs --price PROMPT,COMPLETION (USD per million tokens)")
             return None
         return parse_price(self.price)
+
+
+def make_spec(fields: dict[str, Any], where: str = "") -> RunSpec:
+    """A RunSpec from CLI or job-file fields; a bad value is one ConfigError naming the option."""
+    try:
+        return RunSpec(**fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(map(str, err["loc"])) or "option"
+        name = key if where else "--" + key.replace("_", "-")  # a job file's key, or the CLI flag
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{where}{name}: unknown setting") from None
+        value = err.get("input")
+        shown = f" (got {value!r})" if isinstance(value, (int, float, str)) and len(repr(value)) < 60 else ""
+        raise ConfigError(f"{where}{name}: {err['msg']}{shown}") from None
 
 
 def parse_price(text: str) -> Price:
