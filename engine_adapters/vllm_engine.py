@@ -26,6 +26,7 @@ def _all_cores() -> str:
 class VLLMEngine(EngineBase):
     name = "vllm"
     capabilities = Capabilities(stream=True, logprobs=True, tokenizer=True, prefix_cache=True)
+    _watchdog = None
 
     def __init__(self, llm, model: str, *, price: Price | None = None) -> None:
         self.price = price
@@ -57,11 +58,17 @@ class VLLMEngine(EngineBase):
         args = AsyncEngineArgs(model=model, enable_prefix_caching=True, enforce_eager=enforce_eager, dtype=dtype,
                                max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs,
                                disable_log_stats=True)
+        from tts.engine_adapters.watchdog import child_pids, guard
+
+        before = set(child_pids())
         try:
             llm = AsyncLLM.from_engine_args(args)
         except Exception as e:
             raise EngineUnavailable(f"vLLM could not start model {model}: {type(e).__name__}: {e}") from None
-        return cls(llm, model, price=price)
+        engine = cls(llm, model, price=price)
+        # vLLM's engine processes would outlive a SIGKILLed parent, holding every core: a watchdog ends them
+        engine._watchdog = guard(sorted(set(child_pids()) - before))
+        return engine
 
     def _params(self, request: GenerateRequest, output_kind):
         from vllm import SamplingParams
@@ -137,6 +144,10 @@ class VLLMEngine(EngineBase):
                 self.aborted += 1  # closing AsyncLLM.generate's iterator aborts the request in the engine
 
     async def aclose(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
         llm, self.llm = self.llm, None
         if llm is not None:
             llm.shutdown()

@@ -124,3 +124,47 @@ async def test_openai_adapter_against_vllm_server(tmp_path):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_engine_processes_die_with_a_killed_parent(tmp_path):
+    """kill -9 the process that started vLLM: 10 s later none of the engine's processes survives."""
+    model = model_dir()
+    script = tmp_path / "start.py"
+    script.write_text(
+        "import sys, time\n"
+        "from tts.engine_adapters.vllm_engine import VLLMEngine\n"
+        "from tts.engine_adapters.watchdog import child_pids\n"
+        "if __name__ == '__main__':\n"
+        f"    engine = VLLMEngine.start({model!r}, max_model_len=512)\n"
+        "    kids = [p for p in child_pids() if p != engine._watchdog.pid]\n"
+        "    print(' '.join(map(str, kids)), flush=True)\n"
+        "    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        kids = [int(p) for p in line.split()]
+        assert kids, "the engine started no child process"
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        alive = kids
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.5)
+            alive = [p for p in kids if os.path.exists(f"/proc/{p}") and
+                     open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+        assert alive == [], f"engine processes survived their parent: {alive}"
+    finally:
+        proc.kill()
+
+
+async def test_vllm_passes_the_engine_contract():
+    from tests.engine_contract import CHECKS
+    from tts.engine_adapters.vllm_engine import VLLMEngine
+
+    engine = VLLMEngine.start(model_dir(), max_model_len=1024)
+    try:
+        for check in CHECKS:
+            await check(engine)
+    finally:
+        await engine.aclose()

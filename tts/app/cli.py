@@ -150,7 +150,7 @@ def eval_(
                 await engine.aclose()
         return out
 
-    for summary, run_dir in _guard(go):
+    for summary, run_dir in _guard(go, resumable=True):
         lo, hi = summary["accuracy_ci95"]
         typer.echo(f"accuracy: {summary['accuracy']:.3f} ({summary['correct']}/{summary['problems']}, 95% CI "
                    f"{lo:.3f}-{hi:.3f})  tokens: {summary['completion_tokens']} generated, "
@@ -278,7 +278,7 @@ def list_strategies() -> None:
         typer.echo(name)
 
 
-def _guard(make_coro):
+def _guard(make_coro, resumable: bool = False):
     """Run the command's coroutine; a user-facing error becomes one line and exit code 1.
 
     SIGTERM cancels the run like Ctrl-C does, so that `finally` blocks shut the engine down: vLLM's engine
@@ -292,7 +292,8 @@ def _guard(make_coro):
     except TtsError as e:
         _fail(str(e))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        typer.secho("interrupted: finished results are kept; continue with --resume", err=True)
+        typer.secho("interrupted: finished results are kept; continue with --resume" if resumable
+                    else "stopped", err=True)
         raise typer.Exit(130)
 
 

@@ -21,6 +21,30 @@ from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import ConfigError
 from tts.kernel.types import Answer, Problem, Usage
 
+MAX_BODY_BYTES = 4 << 20
+BODY_TIMEOUT_S = 30.0
+ROLES = ("system", "user", "assistant")
+
+
+def _message(m: Any, i: int) -> dict[str, str]:
+    """An OpenAI chat message as {role, content}; content given as a list of parts keeps its text parts."""
+    if not isinstance(m, dict):
+        raise ConfigError(f"messages[{i}] must be an object with 'role' and 'content'")
+    role, content = m.get("role"), m.get("content")
+    if role == "developer":
+        role = "system"
+    if role not in ROLES:
+        raise ConfigError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if len(texts) != len(content) or not all(isinstance(x, str) for x in texts):
+            raise ConfigError(f"messages[{i}].content: only text parts are supported")
+        content = "\n".join(texts)
+    if not isinstance(content, str):
+        raise ConfigError(f"messages[{i}].content must be a string or a list of text parts")
+    return {"role": role, "content": content}
+
+
 PRESETS = {"sc": "self-consistency", "greedy": "greedy", "pdr": "pdr", "sr": "sr", "apr": "apr"}
 
 
@@ -54,11 +78,20 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
     async def stats_route(_: Request) -> JSONResponse:
         return JSONResponse({**stats, "engine_aborted": getattr(engine, "aborted", None)})
 
-    def prepare(body: dict):
+    def prepare(body: Any):
+        if not isinstance(body, dict):
+            raise ConfigError(f"the request body must be a JSON object, got {type(body).__name__}")
         strategy, options, _ = parse_model(str(body.get("model", "")))
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
+        messages = [_message(m, i) for i, m in enumerate(body.get("messages") or [])] \
+            if isinstance(body.get("messages"), list) else None
+        if not messages:
             raise ConfigError("'messages' must be a non-empty list")
+        if body.get("n") not in (None, 1):
+            raise ConfigError("'n' other than 1 is not supported: the strategy decides how many samples to draw "
+                              "(choose it in the model name, e.g. sc16:model)")
+        for key in ("max_tokens", "max_completion_tokens", "temperature"):
+            if body.get(key) is not None and (isinstance(body[key], bool) or not isinstance(body[key], (int, float))):
+                raise ConfigError(f"'{key}' must be a number")
         if body.get("max_tokens") or body.get("max_completion_tokens"):
             options["max_tokens"] = body.get("max_completion_tokens") or body["max_tokens"]
         options.setdefault("max_tokens", max_tokens)
@@ -66,8 +99,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
             options["temperature"] = body["temperature"]
         spec, config = resolve_strategy(strategy, options)
         question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-        problem = Problem(id=uuid.uuid4().hex[:8], question=str(question),
-                          meta={"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
+        problem = Problem(id=uuid.uuid4().hex[:8], question=str(question), meta={"messages": messages})
         return spec, config, problem
 
     def response_text(answer: Answer) -> str:
@@ -104,10 +136,23 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         return None if work.cancelled() else work.result()
 
     async def chat(request: Request):
+        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+            return error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
-            body = await request.json()
+            async with asyncio.timeout(BODY_TIMEOUT_S):  # a client that trickles its body is cut off
+                raw = await request.body()
+        except TimeoutError:
+            return error(408, f"request body not received within {BODY_TIMEOUT_S:.0f} s")
+        if len(raw) > MAX_BODY_BYTES:
+            return error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(raw.decode("utf-8"))
             spec, config, problem = prepare(body)
-        except (ConfigError, json.JSONDecodeError, KeyError, TypeError) as e:
+        except UnicodeDecodeError:
+            return error(400, "the request body is not UTF-8")
+        except (ValueError, RecursionError) as e:
+            return error(400, f"the request body is not valid JSON ({type(e).__name__})")
+        except ConfigError as e:
             return error(400, str(e))
         rid, created, model = f"chatcmpl-{problem.id}", int(time.time()), body["model"]
         stats["requests"] += 1

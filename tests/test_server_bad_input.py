@@ -1,0 +1,43 @@
+"""`tts serve` against malformed requests: an OpenAI-shaped error with a 4xx status for each, never a 500."""
+import pytest
+from starlette.testclient import TestClient
+
+from tts.app.server import MAX_BODY_BYTES, build_app
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+
+OK = {"model": "sc4:sim", "messages": [{"role": "user", "content": "What is 2 plus 2?"}]}
+
+
+@pytest.fixture
+def client():
+    engine = SimulatedEngine(SimConfig(latency_per_token_s=0.0))
+    with TestClient(build_app(engine, upstream="sim")) as c:
+        yield c
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"null", b"\xff\xfe\x00", b"{", b"[" * 100_000,
+                                  b'{"model": "sc4:sim", "messages": ["hi"]}',
+                                  b'{"model": "sc4:sim", "messages": [{"role": "user"}]}',
+                                  b'{"model": "sc4:sim", "messages": [{"role": "wizard", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "messages": []}',
+                                  b'{"model": "nope:sim", "messages": [{"role": "user", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "n": 3, "messages": [{"role": "user", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "max_tokens": "lots", "messages": [{"role": "user", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}'])
+def test_malformed_requests_get_a_4xx_openai_error(client, body):
+    r = client.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["message"] and "'content'" != err["message"]
+
+
+def test_oversized_body_is_refused(client):
+    r = client.post("/v1/chat/completions", content=b" " * (MAX_BODY_BYTES + 1))
+    assert r.status_code == 413
+
+
+def test_list_content_parts_are_read_as_text(client):
+    body = {"model": "sc4:sim", "messages": [{"role": "user", "content": [{"type": "text", "text": "What is "},
+                                                                         {"type": "text", "text": "2 plus 2?"}]}]}
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
