@@ -28,7 +28,7 @@ class SCConfig(Frozen):
     # With early stop off, one request with n lets an engine batch the samples; early stop needs one request per
     # sample so that each can be cancelled on its own.
     batch: bool = True
-    # Redundancy pruning of in-flight samples (they stream; see tts/prune.py); None = off.
+    # Redundancy pruning of in-flight samples (they stream; see tts/kit/prune.py); None = off.
     prune: PruneConfig | None = None
 
     def wanted_logprobs(self) -> int | None:

@@ -1,5 +1,5 @@
 """HumanEval-format code tasks: load, extract the completion from model output, and grade by running the tests in
-the sandbox (tts/sandbox.py); pass@k with the unbiased estimator."""
+the sandbox (tts/tools/sandbox.py); pass@k with the unbiased estimator."""
 from __future__ import annotations
 
 import ast

@@ -137,13 +137,16 @@ def test_engine_processes_die_with_a_killed_parent(tmp_path):
         "if __name__ == '__main__':\n"
         f"    engine = VLLMEngine.start({model!r}, max_model_len=512)\n"
         "    kids = [p for p in child_pids() if p != engine._watchdog.pid]\n"
-        "    print(' '.join(map(str, kids)), flush=True)\n"
+        "    print('PIDS', ' '.join(map(str, kids)), flush=True)\n"
         "    time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     try:
-        line = proc.stdout.readline()
-        kids = [int(p) for p in line.split()]
+        line = ""
+        while not line.startswith("PIDS"):  # vLLM logs to stdout too
+            line = proc.stdout.readline()
+            assert line, "the engine script ended before starting vLLM"
+        kids = [int(p) for p in line.split()[1:]]
         assert kids, "the engine started no child process"
         proc.kill()
         proc.wait()

@@ -115,7 +115,7 @@ def eval_(
     prune_inherit: bool = typer.Option(False, help="a pruned trace votes as the trace it was redundant with"),
     prune_shadow: bool = typer.Option(False, help="finish pruned traces afterwards to audit the prunes"),
     option: list[str] = typer.Option([], "--option", "-o", help="strategy setting KEY=VALUE, e.g. -o rounds=3"),
-    config: Optional[Path] = typer.Option(None, "--config", help="a TOML job file of runs (see tts/jobs.py)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="a TOML job file of runs (see tts/app/jobs.py)"),
     executor: str = typer.Option("local", help="local, or ray (problems spread over Ray workers)"),
     workers: int = typer.Option(2, help="Ray workers (executor ray)"),
     ray_address: Optional[str] = typer.Option(None, help="an existing Ray cluster (default: start a local one)"),
@@ -269,6 +269,24 @@ def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
             await eng.aclose()
 
     _guard(go)
+
+
+@app.command()
+def doctor() -> None:
+    """What this machine gives tts: the sandbox's isolation layers (active and missing), and the engines."""
+    from tts.tools.sandbox import isolation
+
+    layers = isolation()
+    typer.echo(f"sandbox: {layers['mode']}")
+    typer.echo(f"  active:  {', '.join(layers['active'])}")
+    typer.echo(f"  missing: {', '.join(layers['missing']) or 'none'}")
+    if layers["mode"] == "none":
+        typer.echo("  model-written code is refused (install bubblewrap, or set TTS_SANDBOX_UNISOLATED=1)")
+    try:
+        import vllm  # noqa: F401
+        typer.echo("engines: vllm (installed), openai, sim")
+    except ImportError:
+        typer.echo("engines: openai, sim (vllm not installed: the `cpu` or `vllm` extra)")
 
 
 @app.command("strategies")

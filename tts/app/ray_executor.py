@@ -57,7 +57,7 @@ async def run_eval_ray(spec, problems, run_dir: Path, run_config: dict, *, worke
     try:
         import ray
     except ImportError:
-        raise ConfigError("--executor ray needs the `ray` extra (pip install 'tts[ray]')") from None
+        raise ConfigError("--executor ray needs the `ray` extra (pip install 'tts-orchestrator[ray]')") from None
     from tts.app.runner import RESULTS, SUMMARY, TRACE, prepare_run_dir, summarize
     from tts.kernel.trace import json_line
 
