@@ -27,6 +27,10 @@ class OpenAISpec(Frozen):
     model: str
     base_url: str = "http://127.0.0.1:8000/v1"
     rate_limit: float | None = Field(None, gt=0, description="requests per second")
+    # a server that accepts connections and never answers must not hang a run: a read that waits longer fails
+    # (and is retried like a 5xx); a long generation still fits in the read timeout
+    timeout_s: float = Field(300.0, gt=0, description="seconds to wait for a response")
+    connect_timeout_s: float = Field(10.0, gt=0)
 
 
 class VLLMSpec(Frozen):
@@ -111,7 +115,8 @@ async def _open_sim(spec: SimSpec, problems, responder, price) -> Engine:
 async def _open_openai(spec: OpenAISpec, problems, responder, price) -> Engine:
     from tts.engine_adapters.openai_http import OpenAIEngine
 
-    engine = OpenAIEngine(spec.base_url, spec.model, rate_limit=spec.rate_limit, price=price)
+    engine = OpenAIEngine(spec.base_url, spec.model, rate_limit=spec.rate_limit, price=price,
+                          timeout_s=spec.timeout_s, connect_timeout_s=spec.connect_timeout_s)
     await engine.check()
     return engine
 

@@ -11,6 +11,7 @@ import contextlib
 import os
 import time
 
+import httpx
 import openai
 from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -28,13 +29,15 @@ class OpenAIEngine(EngineBase):
     capabilities = Capabilities(stream=True, logprobs=True)
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, rate_limit: float | None = None,
-                 max_retries: int = 4, timeout_s: float = 600.0, backoff_s: float = 0.5,
+                 max_retries: int = 4, timeout_s: float = 300.0, connect_timeout_s: float = 10.0, backoff_s: float = 0.5,
                  price: Price | None = None) -> None:
         self.price = price
+        self.timeout_s = timeout_s
         self.base_url = base_url
         self.model = model
         self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY", "EMPTY"),
-                                         max_retries=0, timeout=timeout_s)
+                                         max_retries=0,
+                                         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
         self._throttler = Throttler(rate_limit=int(rate_limit), period=1.0) if rate_limit else None
         self._attempts = max_retries + 1
         self._backoff = backoff_s
@@ -44,7 +47,7 @@ class OpenAIEngine(EngineBase):
     async def check(self) -> None:
         """Fail fast with a clear error when the server is down or does not serve the model."""
         try:
-            models = await self.client.models.list()
+            models = await self.client.with_options(timeout=min(self.timeout_s, 15.0)).models.list()
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
             raise EngineUnavailable(f"engine at {self.base_url} is not reachable ({type(e).__name__})") from None
         except openai.APIStatusError as e:

@@ -108,3 +108,21 @@ async def test_throttle_spaces_requests():
         elapsed = time.monotonic() - t0
         await engine.aclose()
     assert elapsed >= 0.9, "7 requests at 5 per second cannot all go in the first second"
+
+
+async def test_a_server_that_never_answers_is_a_clear_error_not_a_hang():
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections (the kernel does), never reads or answers
+    port = silent.getsockname()[1]
+    try:
+        engine = OpenAIEngine(f"http://127.0.0.1:{port}/v1", "m", timeout_s=1.0)
+        t0 = time.monotonic()
+        with pytest.raises(EngineUnavailable, match="not reachable"):
+            await engine.check()
+        assert time.monotonic() - t0 < 10
+        await engine.aclose()
+    finally:
+        silent.close()
