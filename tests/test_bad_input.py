@@ -177,3 +177,16 @@ def test_reading_a_run_never_writes(tmp_path):
     r = cli("report", str(run), cwd=tmp_path)
     assert r.exit_code == 0, r.output
     assert results.read_bytes() == partial  # a reporter reading a running job must not cut its last line
+
+
+def test_trace_and_compare_on_damaged_runs(tmp_path):
+    run = finished_run(tmp_path)
+    with (run / "trace.jsonl").open("ab") as f:
+        f.write(b"garbage\n\xff\n")
+    assert cli("trace", str(run), cwd=tmp_path).exit_code == 0  # the other problems' DAGs still read
+    assert "does not exist" in one_error(cli("trace", str(run), "--png", "nowhere/x.png", cwd=tmp_path))
+    with (run / "results.jsonl").open("ab") as f:
+        f.write(b"garbage\n")
+    assert "results.jsonl" in one_error(cli("compare", str(run), str(run), "--budget", "100", cwd=tmp_path))
+    (run / "config.json").write_text("{bad")
+    assert "config.json" in one_error(cli("report", str(run), cwd=tmp_path))

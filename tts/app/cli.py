@@ -243,6 +243,8 @@ def trace(run: Path = typer.Argument(..., help="a run folder"),
                   "budget": "tab:purple"}
         nx.draw(g, pos, node_size=120, arrows=True, width=0.6,
                 node_color=[colors.get(g.nodes[n].get("status"), "tab:gray") for n in g])
+        if not png.parent.is_dir():
+            _fail(f"--png {png}: folder {png.parent} does not exist")
         plt.savefig(png, dpi=110)
         typer.echo(f"png: {png}")
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from tts.kit.curves import accuracy_at_n
 from tts.kernel.errors import DataError
-from tts.app.runner import CONFIG, RESULTS, TRACE, read_finished, summarize
+from tts.app.runner import CONFIG, RESULTS, TRACE, read_finished, read_json, summarize
 
 
 def load_run(path: Path) -> tuple[dict, list[dict]]:
     if not (path / CONFIG).exists():
         raise DataError(f"not a run folder (no {CONFIG}): {path}")
-    config = json.loads((path / CONFIG).read_text())
+    config = read_json(path / CONFIG, "run config")
     rows = list(read_finished(path / RESULTS).values())
     return config, rows
 
@@ -113,10 +113,15 @@ def trace_tree(run_dir: Path, problem: str | None = None) -> tuple[str, dict]:
     if not path.exists():
         raise DataError(f"no {TRACE} in {run_dir}")
     dags = {}
-    for line in path.read_text().splitlines():
-        event = json.loads(line)
-        if event["kind"] == "dag":
-            dags[event["run"]] = event["dag"]
+    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            continue  # a line cut by a kill, or damage: the other problems' DAGs are still readable
+        if isinstance(event, dict) and event.get("kind") == "dag" and isinstance(event.get("dag"), dict):
+            dags[str(event.get("run"))] = event["dag"]
     if not dags:
         raise DataError(f"{path} has no finished problem")
     key = problem or next(iter(dags))
