@@ -16,10 +16,9 @@ import pytest
 
 from tts.tools.sandbox import UID_BASE, SandboxLimits, isolation, run_python
 
-pytestmark = pytest.mark.skipif(isolation()["mode"] != "bwrap",
+# Skipped on a machine without bubblewrap, except in CI (TTS_REQUIRE_REAL_ENGINE=1), where the probes run and fail.
+pytestmark = pytest.mark.skipif(isolation()["mode"] != "bwrap" and os.environ.get("TTS_REQUIRE_REAL_ENGINE") != "1",
                                 reason="needs bubblewrap (scripts/setup.sh installs it)")
-if os.environ.get("TTS_REQUIRE_REAL_ENGINE") == "1" and isolation()["mode"] != "bwrap":
-    pytestmark = pytest.mark.xfail(strict=True, reason="CI must have bubblewrap")  # fail loudly, not skip
 
 LIMITS = SandboxLimits(timeout_s=4, cpu_s=4, memory_mb=256, output_bytes=4000, disk_mb=8)
 # Switch the audit hook off from inside (the escape that worked on the old sandbox), then do the thing.
