@@ -141,7 +141,7 @@ async def test_signals_reach_nothing_outside():
     try:
         code = f"import os, signal\nfor pid in (-1, os.getppid(), {os.getpid()}, {victim.pid}, 1):\n" \
                f"    try: os.kill(pid, signal.SIGKILL)\n    except OSError: pass\n"
-        sibling = run("import time; time.sleep(2); print('sibling alive')")
+        sibling = run("import time; time.sleep(2); print('sibling alive')", LIMITS.model_copy(update={"timeout_s": 15}))
         attacker = run(code)
         sib, _ = await asyncio.gather(sibling, attacker)
         assert sib.stdout.strip() == "sibling alive" and sib.returncode == 0
@@ -156,7 +156,7 @@ async def test_fork_bomb_is_contained():
     t0 = time.monotonic()
     result = await run("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass\n",
                        LIMITS.model_copy(update={"timeout_s": 2}))
-    assert result.timed_out and time.monotonic() - t0 < 10
+    assert result.timed_out and time.monotonic() - t0 < 20
     await asyncio.sleep(0.5)
     assert set(sandbox_processes()) - before == set()
 
@@ -170,7 +170,7 @@ async def test_memory_disk_output_and_time_are_capped(tmp_path):
     flood = await run("import sys\nfor _ in range(10000): sys.stdout.write('y' * 1000)")
     assert len(flood.stdout) <= LIMITS.output_bytes
     loop = await run("while True: pass", LIMITS.model_copy(update={"timeout_s": 1}))
-    assert loop.timed_out and loop.seconds < 4
+    assert loop.timed_out and loop.seconds < 8
 
 
 async def test_honest_code_still_runs():
