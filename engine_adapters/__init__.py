@@ -62,9 +62,6 @@ def names() -> tuple[str, ...]:
     return tuple(_KINDS)
 
 
-ENGINES = ("vllm", "openai", "sim")
-
-
 def default_engine() -> str:
     """vLLM in-process: on a machine with no GPU that is vLLM's CPU build with the default local model."""
     return "vllm"

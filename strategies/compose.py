@@ -71,6 +71,11 @@ def _stage(node: ast.AST, text: str, depth: int = 0) -> Stage:
     return Stage(spec, strategies.make_config(spec, **options))
 
 
+def is_composition(text: str) -> bool:
+    """Whether a strategy given as text is an expression (`sc8`, `sc(n=4)`, `a | b`) rather than a plain name."""
+    return any(c in text for c in "(|") or text[-1:].isdigit()
+
+
 MAX_EXPR_CHARS = 2000
 MAX_STAGES = 16
 MAX_DEPTH = 4  # strategies nested in options (apr(child=...), llm-compiler(reasoner=...))

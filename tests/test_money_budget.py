@@ -63,3 +63,22 @@ def test_cli_money_budget_caps_each_problem(tmp_path):
     assert all(0 < row["usage"]["completion_tokens"] <= 50 for row in rows)
     assert summary["usd"] == pytest.approx(sum(row["usage"]["usd"] for row in rows)) and summary["usd"] <= 0.2
     assert summary["config"]["price"] == "0,1000" and summary["config"]["budget"]["max_usd"] == 0.05
+
+
+def test_a_child_budget_is_held_by_its_own_limits_and_its_parents():
+    from tts.kernel.budget import Budget, BudgetConfig
+    from tts.kernel.errors import BudgetExhausted
+
+    parent = Budget(BudgetConfig(max_tokens=100))
+    child = parent.child(BudgetConfig(max_calls=2))
+    r = child.reserve(80, 1)
+    assert r.per == 80 and parent.tokens_reserved == 80
+    child.settle(r, 30)
+    assert (child.tokens_used, parent.tokens_used, parent.tokens_reserved) == (30, 30, 0)
+    r = child.reserve(200, 1)  # the parent has 70 tokens left: the child is granted no more
+    assert r.per == 70
+    child.settle(r, 70)
+    with pytest.raises(BudgetExhausted, match="calls"):  # the child's own limit
+        child.reserve(10, 1)
+    with pytest.raises(BudgetExhausted, match="tokens"):  # the parent's
+        parent.child().reserve(10, 1)

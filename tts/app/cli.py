@@ -13,7 +13,7 @@ import typer
 
 from tts import strategies
 from tts import tasks
-from tts.engine_adapters import ENGINES, make_engine
+from tts.engine_adapters import make_engine, names as engine_names
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import TtsError
 
@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Parallel reasoning and test-time scaling on any LLM engine.")
 
 StrategyOpt = typer.Option("self-consistency", "--strategy", "-s", help="strategy name (see `tts strategies`)")
-EngineOpt = typer.Option(None, "--engine", "-e", help=f"one of {', '.join(ENGINES)}; default: vLLM in-process "
+EngineOpt = typer.Option(None, "--engine", "-e", help=f"one of {', '.join(engine_names())}; default: vLLM in-process "
                          "(its CPU build with the local Qwen2.5-Coder-0.5B model on a machine with no GPU)")
 ModelOpt = typer.Option(None, "--model", "-m", help="local model name (see `tts setup-model --list`), a model "
                         "directory, or the name an OpenAI-compatible server serves")

@@ -21,7 +21,7 @@ from tts import strategies
 from tts import tasks
 from tts.kernel.budget import BudgetConfig, Price
 from tts.kernel.errors import ConfigError, DataError
-from tts.engine_adapters import engine_spec
+from tts.engine_adapters import engine_spec, open_engine
 from tts.app.spec import RunSpec, make_spec, parse_price, strategy_config  # noqa: F401  (re-exported)
 
 
@@ -67,16 +67,16 @@ def manifest(spec: RunSpec) -> dict[str, Any]:
 
 async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple[dict, Path]:
     """Run one spec; `engines` caches started engines by (kind, model, url) so that a job starts each once."""
-    from tts.engine_adapters import make_engine
     from tts.app.runner import run_eval
 
     s, config = strategy_config(spec)
     t = tasks.get(spec.task)
     problems = tasks.check_ids(t.load(spec.data), str(spec.data or f"task {spec.task}"))[: spec.limit]
     kind = spec.engine or "vllm"
-    engine_spec(kind, model=spec.model, base_url=spec.base_url, seed=spec.seed, accuracy=spec.sim_accuracy,
-                latency_per_token_s=spec.sim_latency)  # engine options checked now, before anything starts
-    spec.engine_price()
+    # engine options and price checked now, before anything starts
+    espec = engine_spec(kind, model=spec.model, base_url=spec.base_url, seed=spec.seed, accuracy=spec.sim_accuracy,
+                        latency_per_token_s=spec.sim_latency)
+    price = spec.engine_price()
     rid = spec.run_id
     if spec.resume and rid is None:
         runs = sorted(spec.output.glob("*/config.json"), key=lambda p: p.stat().st_mtime)
@@ -105,10 +105,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     done = prepare_run_dir(spec.output / rid, run_config, spec.resume)  # before the engine: fail fast, lose nothing
     key = (kind, spec.model, spec.base_url, spec.price)
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
-        engine = await make_engine(kind, model=spec.model, base_url=spec.base_url, problems=problems, seed=spec.seed,
-                                   accuracy=spec.sim_accuracy, latency_per_token_s=spec.sim_latency,
-                                   responder=t.sim_responder(problems) if t.sim_responder else None,
-                                   price=spec.engine_price())
+        engine = await open_engine(espec, problems=problems, price=price,
+                                   responder=t.sim_responder(problems) if t.sim_responder else None)
         if kind == "sim":
             try:
                 return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done)

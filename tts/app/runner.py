@@ -89,9 +89,9 @@ def resolve_strategy(strategy: str, options: dict[str, Any] | None = None) -> tu
     the one way every front door (CLI, jobs, library, server, Ray) turns what a user asked for into a strategy.
     Options left unset (None) are dropped; unknown or invalid ones are a ConfigError, before any engine starts."""
     options = {k: v for k, v in (options or {}).items() if v is not None}
-    if any(c in strategy for c in "(|") or strategy[-1:].isdigit():
-        from tts.strategies.compose import parse
+    from tts.strategies.compose import is_composition, parse
 
+    if is_composition(strategy):
         parse(strategy)
         spec = strategies.get("compose")
         return spec, strategies.make_config(spec, expr=strategy)

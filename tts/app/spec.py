@@ -93,22 +93,23 @@ def strategy_config(spec: RunSpec):
     """The run's strategy and config, through the one resolver every front door uses."""
     from tts.app.runner import resolve_strategy
     from tts.kit.prune import PruneConfig
+    from tts.strategies.compose import is_composition
 
+    composed = is_composition(spec.strategy)
+    prune = None
     if spec.prune:
-        if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
+        if composed:
             raise ConfigError("--prune applies to a single strategy; inside a composition write sc(prune='step')")
         s = strategies.get(spec.strategy)
         if "prune" not in s.config.model_fields:
             raise ConfigError(f"--prune does not apply to strategy '{s.name}' (it applies to: self-consistency, pdr, sr)")
-    prune = None
-    if spec.prune:
         try:
             prune = PruneConfig(signal=spec.prune_signal, threshold=spec.prune_threshold, quota=spec.prune_quota,
                                 checkpoint_tokens=spec.prune_checkpoint, shadow=spec.prune_shadow,
                                 inherit_votes=spec.prune_inherit)
         except ValidationError as e:
             raise ConfigError(f"invalid pruning option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
-    if any(c in spec.strategy for c in "(|") or spec.strategy[-1:].isdigit():
+    if composed:
         return resolve_strategy(spec.strategy)
     s = strategies.get(spec.strategy)
     # CLI flags (-n, --temperature, ...) apply where the strategy has them; -o options win over them

@@ -108,10 +108,6 @@ class Budget:
         reserved and charged in this budget too, so the part can never spend past either."""
         return Budget(config, clock=self._clock, parent=self)
 
-    @property
-    def root(self) -> "Budget":
-        return self if self.parent is None else self.parent.root
-
     def settle(self, reservation: Reservation, used: int, usd: float = 0.0) -> None:
         """Release a reservation and charge the `used` tokens and the `usd` they cost."""
         if self.parent is not None and reservation.parent is not None:

@@ -41,12 +41,11 @@ class Context:
         self.usage = Usage()
         self._parent: Context | None = None  # usage is charged up the chain of derived contexts
 
-    def derive(self, task: Any = None, *, budget: Budget | None = None) -> "Context":
-        """A context for a nested step: another task (answers read another way) and/or another budget (a child of
-        this one, or a separate one for work outside the run's budget), sharing this one's engine and trace scope
-        (so branch numbering continues in the one DAG); its usage is charged here too."""
-        sub = Context(self.engine, budget=budget or self.budget, tracer=self.tracer,
-                      task=self.task if task is None else task)
+    def derive(self, task: Any) -> "Context":
+        """A context for a nested strategy that reads answers another way (another task), sharing this one's
+        engine, budget and trace scope (so branch numbering continues in the one DAG); its usage is charged here
+        too."""
+        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task)
         sub._parent = self
         return sub
 
