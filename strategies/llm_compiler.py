@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tts.strategies import StrategySpec, register
 from tts.strategies.plan_parser import PlanError, PlanTask, StreamingPlanParser, substitute
@@ -44,14 +44,23 @@ class LLMCompilerConfig(Frozen):
     join_tokens: int = Field(128, ge=8)
     temperature: float = Field(0.0, ge=0.0)
     reasoner: str | None = Field(None, description="a strategy expression offered to the planner as a `reason` tool")
+    reasoner_task: str = Field("math", description="the task whose prompt and answer format the reasoner uses")
+
+    @field_validator("reasoner_task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        from tts import tasks
+
+        tasks.get(name)  # an unknown task is a ConfigError now, before any engine starts
+        return name
 
 
-def reasoning_tool(ctx: Context, expr: str, task_name: str = "math") -> Tool:
+def reasoning_tool(ctx: Context, expr: str, task_name: str) -> Tool:
     from tts import tasks
     from tts.strategies.compose import parse, run_stages
 
     stages = parse(expr)
-    sub = ctx.derive(tasks.get(task_name))  # answers read as math answers; same budget, trace and usage
+    sub = ctx.derive(tasks.get(task_name))  # answers read in that task's format; same budget, trace and usage
 
     async def reason(question: str) -> str:
         """Think a sub-question through with a reasoning strategy and return its answer."""
@@ -115,7 +124,7 @@ async def execute_plan(ctx: Context, problem: Problem, tools: dict[str, Tool], c
 async def run(ctx: Context, problem: Problem, config: LLMCompilerConfig) -> Answer:
     tools = ctx.task.tools()
     if config.reasoner:
-        tools["reason"] = reasoning_tool(ctx, config.reasoner)
+        tools["reason"] = reasoning_tool(ctx, config.reasoner, config.reasoner_task)
     timings: dict = {}
     history, all_obs, all_errors, text = "", [], [], ""
     for attempt in range(config.max_replans + 1):

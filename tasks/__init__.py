@@ -1,50 +1,109 @@
-"""Benchmark tasks by name: how to load problems, prompt for them, extract an answer and grade it."""
+"""Tasks by name: how to prompt for a problem, extract an answer and grade it, and, for the standard benchmark sets,
+where their problems come from (a file shipped in the package, the Hugging Face hub, or the user's --data file).
+
+One registration per task, at the bottom of this file."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from tts.tasks import countdown, gsm8k, humaneval, math as math_task, tool_qa
 from tts.kernel.errors import ConfigError, DataError
-from tts.kernel.types import Message, Problem
+from tts.kernel.types import Frozen, Message, Problem
+from tts.tasks import countdown, gsm8k, humaneval, math as math_task, mbpp, tool_qa
+from tts.tasks.mapping import Fields, latex_gold, numeric_gold, problem_id, qa_row
+from tts.tasks.sources import Rows, from_hub, packaged, read_rows
+
+
+class Source(Frozen):
+    """Where a standard set's problems come from, and how many it has."""
+
+    hub: str | None  # dataset id on the Hugging Face hub
+    config: str | None = None
+    split: str = "test"
+    size: int | None = None  # rows in the standard set; a loaded set of another size is reported
+    packaged: str | None = None  # a file in tts/tasks/data (sets whose licence lets them ship)
+    fields: Fields = Fields()  # the hub's field names, where the shape is not recognised on its own
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    load: Callable[[str | Path | None], list[Problem]]
     prompt: str
     extract: Callable[[str], str | None]
     grade: Callable[[Problem, str | None], bool]  # may be async (code tasks run tests in the sandbox)
+    # A data row -> (question, gold, meta), under a field mapping; None for tasks that generate their problems
+    parse_row: Callable[[dict, Fields, str], tuple[str, str | None, dict]] | None = None
+    generate: Callable[[str | Path | None], list[Problem]] | None = None
+    source: Source | None = None
     # Maps answers to one representative per equivalence class before a vote (identity where extraction is canonical).
     canonicalize: Callable[[list[str | None]], list[str | None]] = list
     # Tools a tool-using strategy may call, by name (tool tasks only).
     tools: Callable[[], dict] = dict
     # Lets the simulator play planner/joiner/agent on this task's problems (tool tasks only).
     sim_responder: Callable | None = None
+    # Code tasks: the candidate as a runnable module, and the calls its prompt shows (code-sc runs candidates on them)
+    program: Callable[[Problem, str], str] | None = None
+    example_calls: Callable[[Problem], list[str]] = lambda problem: []
+    about: str = ""
 
     def messages(self, problem: Problem) -> tuple[Message, ...]:
         if "messages" in problem.meta:  # a chat request (tts serve) brings its own messages
             return tuple(Message(**m) for m in problem.meta["messages"])
         return (Message(role="user", content=self.prompt.format(question=problem.question)),)
 
+    def load(self, data: str | Path | None = None, fields: Fields | None = None) -> list[Problem]:
+        """The task's problems: from `data` when given, else its packaged file, else the hub."""
+        fields = fields or Fields()
+        if self.generate is not None:
+            if fields != Fields():
+                raise ConfigError(f"task '{self.name}' generates its problems; --field does not apply")
+            return self.generate(data)
+        if data is not None:
+            rows, where = read_rows(Path(data)), str(data)
+        elif self.source is None:
+            raise DataError(f"task '{self.name}' has no problems of its own: pass --data FILE (JSONL, JSON or "
+                            f"parquet), or use a named set (see `tts tasks`)")
+        elif self.source.packaged:
+            rows, where = packaged(self.source.packaged), f"task {self.name}"
+        else:
+            rows, where = from_hub(self.source.hub, self.source.config, self.source.split, self.name), self.source.hub
+        if self.source is not None:
+            fields = Fields(**(self.source.fields.model_dump(exclude_none=True) | fields.model_dump(exclude_none=True)))
+        problems = self._problems(rows, fields, where)
+        # a --data file is often a slice on purpose; the set's own source should have its standard size
+        size = self.source.size if self.source and data is None else None
+        if size is not None and len(problems) != size:
+            print(f"warning: {where}: {len(problems)} problems, but the standard '{self.name}' set has {size}",
+                  file=sys.stderr)
+        return check_ids(problems, where)
 
-_TASKS = {
-    "gsm8k": Task("gsm8k", gsm8k.load, gsm8k.PROMPT, gsm8k.extract, gsm8k.grade),
-    # LaTeX answers (MATH, AIME/AMC, Minerva, Gaokao; SVAMP too), compared with math-verify
-    # SVAMP (or any shape tasks.math reads) with numeric answers, prompted and graded like GSM8K
-    "svamp": Task("svamp", math_task.load, gsm8k.PROMPT, gsm8k.extract, gsm8k.grade),
-    # Countdown: generated, always-solvable instances; the verifier checks the expression exactly (no eval)
-    "countdown": Task("countdown", countdown.load, "{question}", countdown.extract, countdown.grade),
-    # Tool use: parallel and dependent questions over tools with simulated latency (LLMCompiler, ReAct)
-    "tools": Task("tools", tool_qa.load, tool_qa.PROMPT, tool_qa.extract, tool_qa.grade, tools=tool_qa.make_tools,
-                  sim_responder=tool_qa.sim_responder),
-    # HumanEval-format code: graded by running the tests in the sandbox
-    "humaneval": Task("humaneval", humaneval.load, humaneval.PROMPT, humaneval.extract, humaneval.grade),
-    "math": Task("math", math_task.load, math_task.PROMPT, math_task.extract, math_task.grade,
-                 math_task.canonicalize),
-}
+    def _problems(self, rows: Rows, fields: Fields, where: str) -> list[Problem]:
+        problems, no_gold = [], []
+        stem = Path(where).stem if "/" in where or "." in where else self.name
+        for number, row in rows:
+            at = f"{where}:{number}"
+            question, gold, meta = self.parse_row(row, fields, at)
+            if gold is None and not meta:  # a math row with no answer cannot be graded
+                no_gold.append(number)
+                continue
+            problems.append(Problem(id=problem_id(row, fields, f"{stem}-{number}"), question=question, gold=gold,
+                                    meta={"line": number, **meta}))
+        if no_gold:
+            print(f"warning: {where}: skipped {len(no_gold)} row(s) with no gold answer (rows "
+                  f"{', '.join(map(str, no_gold[:10]))})", file=sys.stderr)
+        if not problems:
+            raise DataError(f"{where}: no problems with a gold answer")
+        return problems
+
+
+def _qa(gold_of):
+    def parse(row: dict, fields: Fields, where: str) -> tuple[str, str | None, dict]:
+        question, gold = qa_row(row, fields, where, gold_of)
+        return question, gold, {}
+    return parse
 
 
 def check_ids(problems: list[Problem], source: str) -> list[Problem]:
@@ -63,3 +122,44 @@ def get(name: str) -> Task:
         return _TASKS[name]
     except KeyError:
         raise ConfigError(f"unknown task '{name}'; known: {', '.join(sorted(_TASKS))}") from None
+
+
+def names() -> list[str]:
+    return sorted(_TASKS)
+
+
+_numeric, _latex = _qa(numeric_gold), _qa(latex_gold)
+_word = partial(Task, prompt=gsm8k.PROMPT, extract=gsm8k.extract, grade=gsm8k.grade, parse_row=_numeric)
+_math = partial(Task, prompt=math_task.PROMPT, extract=math_task.extract, grade=math_task.grade, parse_row=_latex,
+                canonicalize=math_task.canonicalize)
+_code = partial(Task, prompt=humaneval.PROMPT, extract=humaneval.extract, grade=humaneval.grade,
+                parse_row=humaneval.parse_row, program=humaneval.program, example_calls=humaneval.example_calls)
+
+_TASKS = {t.name: t for t in [
+    # Word problems with numeric answers: the last number / "The answer is N" / `#### N` conventions
+    _word(name="gsm8k", source=Source(hub="openai/gsm8k", config="main", size=1319, packaged="gsm8k_test.jsonl"),
+          about="GSM8K test split (packaged)"),
+    _word(name="svamp", source=Source(hub="ChilleD/SVAMP", split="train+test", size=1000), about="SVAMP, 1,000 rows"),
+    _word(name="demo", source=Source(hub=None, packaged="demo_math.jsonl", size=20),
+          about="20 team-written word problems for tests and demos (packaged)"),
+    _word(name="numeric", about="any word-problem file with numeric answers (--data, --field)"),
+    # LaTeX answers, compared with math-verify
+    _math(name="math500", source=Source(hub="HuggingFaceH4/MATH-500", size=500), about="MATH-500"),
+    _math(name="aime24", source=Source(hub="HuggingFaceH4/aime_2024", split="train", size=30,
+                                       packaged="aime24.jsonl"), about="AIME 2024 I and II (packaged)"),
+    _math(name="aime25", source=Source(hub="math-ai/aime25", size=30), about="AIME 2025 I and II"),
+    _math(name="amc23", source=Source(hub="math-ai/amc23", size=40, packaged="amc23.jsonl"),
+          about="AMC 2023 (packaged)"),
+    _math(name="math", about="any MATH-style file: problem/answer, problem/solution with \\boxed{}, question/answer"),
+    # Code, graded by running tests in the sandbox
+    _code(name="humaneval", source=Source(hub="openai/openai_humaneval", size=164, packaged="humaneval.jsonl"),
+          about="HumanEval (packaged)"),
+    Task("mbpp", mbpp.PROMPT, mbpp.extract, mbpp.grade, parse_row=mbpp.parse_row, program=mbpp.program,
+         example_calls=mbpp.example_calls, source=Source(hub="google-research-datasets/mbpp", config="full", size=500),
+         about="MBPP test split"),
+    # Generated problems
+    Task("countdown", "{question}", countdown.extract, countdown.grade, generate=countdown.load,
+         about="Countdown: always-solvable generated instances, checked exactly"),
+    Task("tools", tool_qa.PROMPT, tool_qa.extract, tool_qa.grade, generate=tool_qa.load, tools=tool_qa.make_tools,
+         sim_responder=tool_qa.sim_responder, about="questions over tools with simulated latency (LLMCompiler, ReAct)"),
+]}

@@ -14,7 +14,7 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
-from tts.tasks.gsm8k import read_jsonl
+from tts.tasks.sources import read_jsonl
 from tts.tools import safe_math
 from tts.kernel.errors import DataError
 from tts.kernel.types import Problem

@@ -7,7 +7,6 @@ import re
 from math import comb
 from pathlib import Path
 
-from tts.tasks.gsm8k import read_jsonl
 from tts.kernel.errors import DataError
 from tts.tools.sandbox import SandboxLimits, run_python
 from tts.kernel.types import Problem
@@ -18,17 +17,18 @@ _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 LIMITS = SandboxLimits(timeout_s=10, cpu_s=10, memory_mb=512)
 
 
+def parse_row(obj: dict, fields, where: str) -> tuple[str, str | None, dict]:
+    missing = [k for k in ("prompt", "entry_point", "test") if not isinstance(obj.get(k), str)]
+    if missing:
+        raise DataError(f"{where}: missing HumanEval field(s) {', '.join(missing)}")
+    return obj["prompt"], None, {"entry_point": obj["entry_point"], "test": obj["test"], "prompt": obj["prompt"]}
+
+
 def load(path: str | Path | None = None) -> list[Problem]:
-    if path is None:
-        raise DataError("task 'humaneval' has no bundled problems: pass --data FILE (HumanEval JSONL)")
-    problems = []
-    for number, obj in read_jsonl(Path(path)):
-        missing = [k for k in ("task_id", "prompt", "entry_point", "test") if not isinstance(obj.get(k), str)]
-        if missing:
-            raise DataError(f"{path}:{number}: missing HumanEval field(s) {', '.join(missing)}")
-        problems.append(Problem(id=obj["task_id"], question=obj["prompt"], gold=None,
-                                meta={"entry_point": obj["entry_point"], "test": obj["test"], "prompt": obj["prompt"]}))
-    return problems
+    """HumanEval problems from a file (the packaged set when no path is given)."""
+    from tts import tasks
+
+    return tasks.get("humaneval").load(path)
 
 
 def extract(text: str) -> str | None:

@@ -105,7 +105,7 @@ def test_missing_data_file(tmp_path):
 def test_malformed_data_file(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "no answer"}\n')
-    assert "bad.jsonl:2: missing or non-text field 'answer'" in one_error_line(
+    assert "bad.jsonl:2: missing an answer field" in one_error_line(
         tts("eval", "--engine", "sim", "--data", str(bad), cwd=tmp_path))
     bad.write_text('{"question": "q", "answer": "#### 1"}\nnot json\n')
     assert "bad.jsonl:2: not valid JSON" in one_error_line(tts("eval", "--engine", "sim", "--data", str(bad),

@@ -85,8 +85,12 @@ def solve(
 @app.command("eval")
 def eval_(
     ctx: typer.Context,
-    task: str = typer.Option("gsm8k", help="task name"),
-    data: Optional[Path] = typer.Option(None, help="problems file in the task's format (default: bundled set)"),
+    task: str = typer.Option("gsm8k", help="task or benchmark set (see `tts tasks`)"),
+    data: Optional[Path] = typer.Option(None, help="problems file: JSONL, JSON or parquet (default: the set's packaged "
+                                        "file, else the Hugging Face hub)"),
+    field: list[str] = typer.Option([], "--field", help="which row field is the question / answer / id, e.g. "
+                                    "--field question=input --field answer=target, or a template: "
+                                    "--field question='{body} {question}'"),
     strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (engine openai)"),
     n: Optional[int] = typer.Option(None, "-n", help="samples per problem (self-consistency)"),
@@ -106,14 +110,9 @@ def eval_(
     sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
     sim_latency: float = typer.Option(0.001, help="engine sim: seconds per token"),
     prune: bool = typer.Option(False, "--prune", help="prune redundant in-flight samples (strategies that sample)"),
-    # defaults: the configuration that lost no problem on the tuning set while saving the most tokens
-    # (benchmarks/prune_replay.py on 30 GSM8K SC runs of the 0.5B model)
-    prune_signal: str = typer.Option("prefix", help="prefix | step | probe | mix | numbers"),
-    prune_threshold: float = typer.Option(0.9, help="similarity (cosine, or Jaccard for numbers) that makes traces redundant"),
-    prune_quota: int = typer.Option(2, help="traces kept per cluster of redundant traces"),
-    prune_checkpoint: int = typer.Option(32, help="score traces every this many generated tokens"),
-    prune_inherit: bool = typer.Option(False, help="a pruned trace votes as the trace it was redundant with"),
-    prune_shadow: bool = typer.Option(False, help="finish pruned traces afterwards to audit the prunes"),
+    prune_opt: list[str] = typer.Option([], "--prune-opt", help="a pruning setting KEY=VALUE (implies --prune), e.g. "
+                                        "signal=step, threshold=0.85, quota=2, checkpoint_tokens=32, shadow=true; "
+                                        "see PruneConfig in tts/kit/prune.py"),
     option: list[str] = typer.Option([], "--option", "-o", help="strategy setting KEY=VALUE, e.g. -o rounds=3"),
     config: Optional[Path] = typer.Option(None, "--config", help="a TOML job file of runs (see tts/app/jobs.py)"),
     executor: str = typer.Option("local", help="local, or ray (problems spread over Ray workers)"),
@@ -124,17 +123,29 @@ def eval_(
     """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""
     from tts.app.jobs import load_job, make_spec, run_spec
 
-    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option")}
+    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option", "prune_opt", "field")}
     try:
         options = dict(_parse_option(o) for o in option)
+        prune_opts = dict(_parse_option(o, "--prune-opt") for o in prune_opt)
+        fields = {k: str(v) for k, v in (_parse_option(f, "--field") for f in field)}
     except ValueError as e:
         _fail(str(e))
+    if fields:
+        given["fields"] = fields
+    if prune_opts:
+        given["prune"] = prune_opts
+    elif not prune:
+        given.pop("prune")  # absent, so that a job file's `prune` is not overridden
     if config:
         # typer may carry its own copy of click's enum: compare by name
         explicit = {k: v for k, v in given.items()
                     if getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"}
         if options:
             explicit["options"] = options
+        if prune_opts:
+            explicit["prune"] = prune_opts
+        if fields:
+            explicit["fields"] = fields
         make_specs = lambda: load_job(config, explicit)  # noqa: E731
     else:
         make_specs = lambda: [make_spec({**given, "options": options})]  # noqa: E731
@@ -159,10 +170,10 @@ def eval_(
         typer.echo(f"results: {run_dir}")
 
 
-def _parse_option(text: str) -> tuple[str, Any]:
+def _parse_option(text: str, flag: str = "--option") -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise ValueError(f"--option wants KEY=VALUE, got '{text}'")
+        raise ValueError(f"{flag} wants KEY=VALUE, got '{text}'")
     try:
         return key.strip(), json.loads(value)
     except json.JSONDecodeError:
@@ -289,6 +300,17 @@ def doctor() -> None:
         typer.echo("engines: vllm (installed), openai, sim")
     except ImportError:
         typer.echo("engines: openai, sim (vllm not installed: the `cpu` or `vllm` extra)")
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the tasks and standard benchmark sets, with where their problems come from."""
+    for name in tasks.names():
+        t = tasks.get(name)
+        src = t.source
+        where = ("generated" if t.generate else "--data FILE" if src is None else
+                 f"packaged ({src.size})" if src.packaged else f"hub {src.hub} [{src.split}] ({src.size})")
+        typer.echo(f"{name:10} {where:44} {t.about}")
 
 
 @app.command("strategies")

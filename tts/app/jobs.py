@@ -71,12 +71,12 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
 
     s, config = strategy_config(spec)
     t = tasks.get(spec.task)
-    problems = tasks.check_ids(t.load(spec.data), str(spec.data or f"task {spec.task}"))[: spec.limit]
     kind = spec.engine or "vllm"
     # engine options and price checked now, before anything starts
     espec = engine_spec(kind, model=spec.model, base_url=spec.base_url, seed=spec.seed, accuracy=spec.sim_accuracy,
                         latency_per_token_s=spec.sim_latency)
     price = spec.engine_price()
+    problems = t.load(spec.data, spec.fields)[: spec.limit]
     rid = spec.run_id
     if spec.resume and rid is None:
         runs = sorted(spec.output.glob("*/config.json"), key=lambda p: p.stat().st_mtime)
@@ -86,7 +86,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
         raise DataError(f"--output {spec.output} is a file, not a folder")
         rid = runs[-1].parent.name
     rid = rid or f"{spec.task}-{s.name}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_config = {"task": spec.task, "data": str(spec.data) if spec.data else "bundled", "strategy": s.name,
+    run_config = {"task": spec.task, "data": str(spec.data) if spec.data else _source(t),
+                  **({"fields": spec.fields.model_dump(exclude_none=True)} if spec.fields else {}), "strategy": s.name,
                   "strategy_config": json.loads(config.model_dump_json()), "engine": kind, "model": spec.model,
                   "base_url": spec.base_url, "seed": spec.seed, "limit": spec.limit, "concurrency": spec.concurrency,
                   "budget": spec.budget().model_dump(), "price": spec.price, "manifest": manifest(spec),
@@ -114,6 +115,13 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                 await engine.aclose()
         engines[key] = engine
     return await _run(engines[key], t, s, config, problems, spec, rid, run_config, progress, done)
+
+
+def _source(task) -> str:
+    src = task.source
+    if src is None:
+        return "generated"
+    return f"packaged:{src.packaged}" if src.packaged else f"hub:{src.hub}:{src.config or ''}:{src.split}"
 
 
 async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, done):

@@ -28,6 +28,7 @@ from tts.kernel.context import Context
 from tts.kernel.engine import Engine
 from tts.kernel.errors import ConfigError, DataError, EngineUnavailable
 from tts.app.otel import export as export_spans
+from tts.app.rows import ResultRow
 from tts.kernel.trace import Tracer, json_line
 from tts.kernel.types import Answer, Problem, Usage
 
@@ -121,28 +122,23 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
     tracer = Tracer(run=problem.id, sink=trace_sink, listener=listener)
     ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task)
     t0 = time.monotonic()
-    row: dict[str, Any] = {"id": problem.id, "gold": problem.gold}
-    answer = None
+    answer = error = correct = None
     try:
         answer = await spec.run(ctx, problem, config)
     except EngineUnavailable:
         raise
     except Exception as e:  # a strategy bug or bad problem: recorded on its line, the batch goes on
-        row.update(answer=None, correct=False, error=f"{type(e).__name__}: {e}")
-        tracer.emit("problem_error", error=row["error"], traceback=traceback.format_exc(limit=-4))
+        error = f"{type(e).__name__}: {e}"
+        tracer.emit("problem_error", error=error, traceback=traceback.format_exc(limit=-4))
     else:
         correct = task.grade(problem, answer.answer) if problem.gold is not None else None
         if inspect.isawaitable(correct):
             correct = await correct
-        row.update(
-            answer=answer.answer, correct=None if correct is None else bool(correct), votes=answer.votes,
-            stopped_early=answer.stopped_early, budget_exhausted=answer.budget_exhausted, note=answer.note,
-            semantic_entropy=answer.semantic_entropy, meta=answer.meta,
-            samples=[{"index": s.index, "answer": s.answer, "tokens": s.completion_tokens, "status": s.status,
-                      **({"stats": s.stats.model_dump()} if s.stats is not None else {}),
-                      **({"text": s.text} if s.text else {})} for s in answer.samples],
-        )
-    row.update(usage=ctx.usage.model_dump(), seconds=round(time.monotonic() - t0, 4))
+    seconds = round(time.monotonic() - t0, 4)
+    typed = (ResultRow.failed(problem.id, problem.gold, error, ctx.usage, seconds) if error is not None else
+             ResultRow.solved(problem.id, problem.gold, answer, None if correct is None else bool(correct), ctx.usage,
+                              seconds))
+    row = typed.line()
     tracer.set_status("root", "error" if "error" in row else "done", seconds=row["seconds"])
     tracer.emit("dag", dag=tracer.dag_json())
     tracer.flush()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tts import strategies
 from tts.kernel.budget import BudgetConfig, Price
 from tts.kernel.errors import ConfigError
+from tts.kit.prune import PruneConfig
+from tts.tasks.mapping import Fields
 
 
 class RunSpec(BaseModel):
@@ -17,6 +19,7 @@ class RunSpec(BaseModel):
 
     task: str = "gsm8k"
     data: Path | None = None
+    fields: Fields | None = None  # which row field is the question / answer / id (a template for the question)
     strategy: str = "self-consistency"
     engine: str | None = None
     model: str | None = None
@@ -38,17 +41,19 @@ class RunSpec(BaseModel):
     price: str | None = None  # "PROMPT,COMPLETION[,CACHED]" USD per million tokens, for the money budget
     sim_accuracy: float = Field(0.7, ge=0.0, le=1.0)
     sim_latency: float = Field(0.001, ge=0.0)
-    prune: bool = False
-    prune_signal: str = "prefix"
-    prune_threshold: float = Field(0.9, ge=-1.0, le=1.0)
-    prune_quota: int = Field(2, ge=1)
-    prune_checkpoint: int = Field(32, ge=1)
-    prune_inherit: bool = False
-    prune_shadow: bool = False
+    # pruning's settings are declared once, in PruneConfig: `true` means its defaults, a table sets some of them
+    prune: PruneConfig | None = None
     executor: str = "local"  # or "ray": problems spread over Ray workers
     workers: int = Field(2, ge=1, le=1024)
     ray_address: str | None = None
     options: dict[str, Any] = {}
+
+    @field_validator("prune", mode="before")
+    @classmethod
+    def _prune(cls, value):
+        if value is True:
+            return PruneConfig()
+        return None if value is False else value
 
     def budget(self) -> BudgetConfig:
         return BudgetConfig(max_tokens=self.budget_tokens, max_calls=self.budget_calls,
@@ -70,6 +75,8 @@ def make_spec(fields: dict[str, Any], where: str = "") -> RunSpec:
         err = e.errors()[0]
         key = ".".join(map(str, err["loc"])) or "option"
         name = key if where else "--" + key.replace("_", "-")  # a job file's key, or the CLI flag
+        if not where and err["loc"][0] in ("prune", "fields") and len(err["loc"]) > 1:
+            name = f"--{'prune-opt' if err['loc'][0] == 'prune' else 'field'} {err['loc'][1]}"
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{where}{name}: unknown setting") from None
         value = err.get("input")
@@ -92,23 +99,16 @@ def parse_price(text: str) -> Price:
 def strategy_config(spec: RunSpec):
     """The run's strategy and config, through the one resolver every front door uses."""
     from tts.app.runner import resolve_strategy
-    from tts.kit.prune import PruneConfig
     from tts.strategies.compose import is_composition
 
     composed = is_composition(spec.strategy)
-    prune = None
-    if spec.prune:
+    prune = spec.prune
+    if prune is not None:
         if composed:
             raise ConfigError("--prune applies to a single strategy; inside a composition write sc(prune='step')")
         s = strategies.get(spec.strategy)
         if "prune" not in s.config.model_fields:
             raise ConfigError(f"--prune does not apply to strategy '{s.name}' (it applies to: self-consistency, pdr, sr)")
-        try:
-            prune = PruneConfig(signal=spec.prune_signal, threshold=spec.prune_threshold, quota=spec.prune_quota,
-                                checkpoint_tokens=spec.prune_checkpoint, shadow=spec.prune_shadow,
-                                inherit_votes=spec.prune_inherit)
-        except ValidationError as e:
-            raise ConfigError(f"invalid pruning option: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
     if composed:
         return resolve_strategy(spec.strategy)
     s = strategies.get(spec.strategy)
