@@ -31,6 +31,7 @@ class OpenAISpec(Frozen):
     # (and is retried like a 5xx); a long generation still fits in the read timeout
     timeout_s: float = Field(300.0, gt=0, description="seconds to wait for a response")
     connect_timeout_s: float = Field(10.0, gt=0)
+    extra_body: dict[str, Any] = {}  # --request-arg: request extras the server takes (vLLM: top_k, min_p, ...)
 
 
 class VLLMSpec(Frozen):
@@ -38,6 +39,8 @@ class VLLMSpec(Frozen):
     model: str | None = None  # a local model name (tts setup-model --list) or a model directory
     max_model_len: int = Field(4096, ge=16)
     seed: int = 0
+    engine_args: dict[str, Any] = {}  # --engine-arg: vLLM's AsyncEngineArgs, by vLLM's names
+    request_args: dict[str, Any] = {}  # --request-arg: SamplingParams fields, and chat_template_kwargs
 
 
 EngineSpec = SimSpec | OpenAISpec | VLLMSpec
@@ -76,7 +79,22 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
     if kind not in _KINDS:
         raise ConfigError(f"unknown engine '{kind}'; known: {', '.join(_KINDS)}")
     spec_type = _KINDS[kind].spec
+    engine_args, request_args = options.pop("engine_args", None) or {}, options.pop("request_args", None) or {}
     given = {k: v for k, v in options.items() if v is not None and k in spec_type.model_fields}
+    if engine_args and kind != "vllm":
+        raise ConfigError(f"--engine-arg applies to the vllm engine, not '{kind}'"
+                          + ("; request extras go in --request-arg" if kind == "openai" else ""))
+    if request_args and kind == "sim":
+        raise ConfigError("--request-arg does not apply to the simulator")
+    if kind == "vllm":
+        from tts.engine_adapters.vllm_args import check_engine_args, check_request_args
+
+        from tts.engine_adapters.local_models import resolve
+
+        resolve(given.get("model"))  # a missing model or an unreachable hub is an error now, not after setup
+        given.update(engine_args=check_engine_args(engine_args), request_args=check_request_args(request_args))
+    elif kind == "openai":
+        given["extra_body"] = request_args
     if kind == "openai":
         given.setdefault("base_url", os.environ.get("OPENAI_BASE_URL") or OpenAISpec.model_fields["base_url"].default)
         if not given.get("model"):
@@ -113,7 +131,7 @@ async def _open_openai(spec: OpenAISpec, problems, responder, price) -> Engine:
     from tts.engine_adapters.openai_http import OpenAIEngine
 
     engine = OpenAIEngine(spec.base_url, spec.model, rate_limit=spec.rate_limit, price=price,
-                          timeout_s=spec.timeout_s, connect_timeout_s=spec.connect_timeout_s)
+                          timeout_s=spec.timeout_s, connect_timeout_s=spec.connect_timeout_s, extra_body=spec.extra_body)
     await engine.check()
     return engine
 
@@ -122,7 +140,8 @@ async def _open_vllm(spec: VLLMSpec, problems, responder, price) -> Engine:
     from tts.engine_adapters.local_models import resolve
     from tts.engine_adapters.vllm_engine import VLLMEngine
 
-    return VLLMEngine.start(resolve(spec.model), max_model_len=spec.max_model_len, seed=spec.seed, price=price)
+    return VLLMEngine.start(resolve(spec.model), max_model_len=spec.max_model_len, seed=spec.seed, price=price,
+                            engine_args=spec.engine_args, request_args=spec.request_args)
 
 
 register(EngineKind("vllm", VLLMSpec, _open_vllm))

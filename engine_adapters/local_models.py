@@ -7,6 +7,7 @@ fetched when a run starts: a model that was not set up is a clear error telling 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,16 +58,43 @@ def is_ready(name: str) -> bool:
     return (model_dir(name) / "config.json").exists()
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
+
+
 def resolve(model: str | None) -> str:
-    """A model argument as vLLM takes it: a known local name becomes its converted directory."""
+    """A model argument as vLLM takes it: a known local name becomes its converted directory; a directory stays;
+    a hub id (`org/name`) stays when the local Hugging Face cache has it or the hub is reachable."""
     name = model or DEFAULT_CPU_MODEL
     if name in MODELS:
         if not is_ready(name):
             raise EngineUnavailable(f"model '{name}' is not set up: run `tts setup-model {name}` once")
         return str(model_dir(name))
-    if not Path(name).exists():
-        raise ConfigError(f"model '{name}' is neither a known local model ({', '.join(MODELS)}) nor a directory")
-    return name
+    if Path(name).exists():
+        if not (Path(name) / "config.json").exists():
+            raise ConfigError(f"model directory {name} has no config.json (a Hugging Face model folder has one)")
+        return name
+    if HUB_ID.match(name) and not name.startswith((".", "/")):
+        if in_hub_cache(name):
+            return name
+        from tts.kit.hub import hub_reachable
+
+        if hub_reachable():
+            return name
+        raise EngineUnavailable(f"model '{name}' is not in the local Hugging Face cache and the hub is unreachable; "
+                                f"pass a local model directory (--model /path/to/model), or a local model "
+                                f"({', '.join(MODELS)}; `tts setup-model --list`)")
+    raise ConfigError(f"model '{name}' is not a hub id (org/name), a model directory or a local model "
+                      f"({', '.join(MODELS)})")
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """The model's config.json is in the Hugging Face cache (HF_HOME / HF_HUB_CACHE), as vLLM would read it."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(found, str)
 
 
 def _assemble_gguf(model: LocalModel, work: Path) -> Path:

@@ -30,8 +30,9 @@ class OpenAIEngine(EngineBase):
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, rate_limit: float | None = None,
                  max_retries: int = 4, timeout_s: float = 300.0, connect_timeout_s: float = 10.0, backoff_s: float = 0.5,
-                 price: Price | None = None) -> None:
+                 price: Price | None = None, extra_body: dict | None = None) -> None:
         self.price = price
+        self.extra_body = dict(extra_body or {})  # request extras the server understands (top_k, min_p, ...)
         self.timeout_s = timeout_s
         self.base_url = base_url
         self.model = model
@@ -43,6 +44,16 @@ class OpenAIEngine(EngineBase):
         self._backoff = backoff_s
         self.n_supported: bool | None = None  # learnt from the first request with n > 1
         self.requests_sent = 0
+
+    def _extra_body(self, request: GenerateRequest) -> dict | None:
+        body = dict(self.extra_body)
+        if request.continue_final:  # vLLM's and SGLang's servers take these chat-template switches
+            body.update(continue_final_message=True, add_generation_prompt=False)
+        return body or None
+
+    def describe(self) -> dict:
+        # the server's own defaults (its generation config) are not visible from here
+        return {"model": self.model, "base_url": self.base_url, "extra_body": self.extra_body}
 
     async def check(self) -> None:
         """Fail fast with a clear error when the server is down or does not serve the model."""
@@ -101,14 +112,14 @@ class OpenAIEngine(EngineBase):
                       top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed)
         if request.messages is not None:
             extra = {} if request.logprobs is None else {"logprobs": True, "top_logprobs": request.logprobs}
-            if request.continue_final:  # vLLM's and SGLang's servers take these chat-template switches
-                extra["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+            extra["extra_body"] = self._extra_body(request)
             resp = await self.client.chat.completions.create(
                 messages=[m.model_dump() for m in request.messages], **common, **extra)
             texts = [(c.message.content or "", c.finish_reason, _chat_logprobs(c.logprobs)) for c in resp.choices]
         else:
             extra = {} if request.logprobs is None else {"logprobs": max(request.logprobs, 1)}
-            resp = await self.client.completions.create(prompt=request.prompt, **common, **extra)
+            resp = await self.client.completions.create(prompt=request.prompt, **common, **extra,
+                                                        extra_body=self.extra_body or None)
             texts = [(c.text, c.finish_reason, _text_logprobs(c.logprobs)) for c in resp.choices]
         latency = time.monotonic() - t0
         usage = resp.usage
@@ -136,12 +147,12 @@ class OpenAIEngine(EngineBase):
         async for attempt in self._retrying():
             with attempt:
                 if request.messages is not None:
-                    extra = {"extra_body": {"continue_final_message": True, "add_generation_prompt": False}} \
-                        if request.continue_final else {}
                     response = await self.client.chat.completions.create(
-                        messages=[m.model_dump() for m in request.messages], **common, **extra)
+                        messages=[m.model_dump() for m in request.messages], **common,
+                        extra_body=self._extra_body(request))
                 else:
-                    response = await self.client.completions.create(prompt=request.prompt, **common)
+                    response = await self.client.completions.create(prompt=request.prompt, **common,
+                                                                    extra_body=self.extra_body or None)
         text, tokens, finish, usage = "", 0, None, None
         async with contextlib.aclosing(response) as events:
             async for event in events:

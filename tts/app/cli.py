@@ -114,6 +114,11 @@ def eval_(
                                         "signal=step, threshold=0.85, quota=2, checkpoint_tokens=32, shadow=true; "
                                         "see PruneConfig in tts/kit/prune.py"),
     option: list[str] = typer.Option([], "--option", "-o", help="strategy setting KEY=VALUE, e.g. -o rounds=3"),
+    engine_arg: list[str] = typer.Option([], "--engine-arg", help="a vLLM engine argument KEY=VALUE by vLLM's name, "
+                                         "e.g. tensor_parallel_size=2, gpu_memory_utilization=0.9"),
+    request_arg: list[str] = typer.Option([], "--request-arg", help="a per-request extra KEY=VALUE: vLLM sampling "
+                                          "parameters (top_k=20, min_p=0.05) or chat_template_kwargs='{...}'; the "
+                                          "openai engine sends them as extra_body"),
     config: Optional[Path] = typer.Option(None, "--config", help="a TOML job file of runs (see tts/app/jobs.py)"),
     executor: str = typer.Option("local", help="local, or ray (problems spread over Ray workers)"),
     workers: int = typer.Option(2, help="Ray workers (executor ray)"),
@@ -123,15 +128,19 @@ def eval_(
     """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""
     from tts.app.jobs import load_job, make_spec, run_spec
 
-    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option", "prune_opt", "field")}
+    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option", "prune_opt", "field", "engine_arg",
+                                                    "request_arg")}
     try:
         options = dict(_parse_option(o) for o in option)
         prune_opts = dict(_parse_option(o, "--prune-opt") for o in prune_opt)
         fields = {k: str(v) for k, v in (_parse_option(f, "--field") for f in field)}
+        extras = {"engine_args": dict(_parse_option(a, "--engine-arg") for a in engine_arg),
+                  "request_args": dict(_parse_option(a, "--request-arg") for a in request_arg)}
     except ValueError as e:
         _fail(str(e))
     if fields:
         given["fields"] = fields
+    given.update({k: v for k, v in extras.items() if v})
     if prune_opts:
         given["prune"] = prune_opts
     elif not prune:
@@ -146,6 +155,7 @@ def eval_(
             explicit["prune"] = prune_opts
         if fields:
             explicit["fields"] = fields
+        explicit.update({k: v for k, v in extras.items() if v})
         make_specs = lambda: load_job(config, explicit)  # noqa: E731
     else:
         make_specs = lambda: [make_spec({**given, "options": options})]  # noqa: E731

@@ -73,8 +73,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     t = tasks.get(spec.task)
     kind = spec.engine or "vllm"
     # engine options and price checked now, before anything starts
-    espec = engine_spec(kind, model=spec.model, base_url=spec.base_url, seed=spec.seed, accuracy=spec.sim_accuracy,
-                        latency_per_token_s=spec.sim_latency)
+    espec = engine_spec(kind, **spec.engine_options())
     price = spec.engine_price()
     problems = t.load(spec.data, spec.fields)[: spec.limit]
     rid = spec.run_id
@@ -89,7 +88,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     run_config = {"task": spec.task, "data": str(spec.data) if spec.data else _source(t),
                   **({"fields": spec.fields.model_dump(exclude_none=True)} if spec.fields else {}), "strategy": s.name,
                   "strategy_config": json.loads(config.model_dump_json()), "engine": kind, "model": spec.model,
-                  "base_url": spec.base_url, "seed": spec.seed, "limit": spec.limit, "concurrency": spec.concurrency,
+                  "base_url": spec.base_url, "engine_args": spec.engine_args, "request_args": spec.request_args,
+                  "seed": spec.seed, "limit": spec.limit, "concurrency": spec.concurrency,
                   "budget": spec.budget().model_dump(), "price": spec.price, "manifest": manifest(spec),
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
                      if kind == "sim" else {})}
@@ -104,7 +104,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     from tts.app.runner import prepare_run_dir
 
     done = prepare_run_dir(spec.output / rid, run_config, spec.resume)  # before the engine: fail fast, lose nothing
-    key = (kind, spec.model, spec.base_url, spec.price)
+    key = (kind, spec.model, spec.base_url, spec.price, json.dumps(spec.engine_args, sort_keys=True),
+           json.dumps(spec.request_args, sort_keys=True))
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
         engine = await open_engine(espec, problems=problems, price=price,
                                    responder=t.sim_responder(problems) if t.sim_responder else None)

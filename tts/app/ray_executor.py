@@ -31,9 +31,7 @@ class _Worker:
         spec = self.spec
         task = tasks.get(spec.task)
         if self.engine is None:
-            self.engine = await make_engine(spec.engine or "vllm", model=spec.model, base_url=spec.base_url,
-                                            problems=self.problems, seed=spec.seed,
-                                            accuracy=spec.sim_accuracy, latency_per_token_s=spec.sim_latency,
+            self.engine = await make_engine(spec.engine or "vllm", **spec.engine_options(), problems=self.problems,
                                             responder=task.sim_responder(self.problems) if task.sim_responder else None,
                                             price=spec.engine_price())
         s, config = strategy_config(spec)

@@ -286,5 +286,7 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
             bar.close()
     _mark(run_dir, "end")
     summary = summarize(rows, config, wall_seconds(run_dir, rows))
+    # what the engine applied besides each request's own values (e.g. the model's generation_config defaults)
+    summary["engine_applied"] = engine.describe()
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary

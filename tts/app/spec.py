@@ -24,6 +24,8 @@ class RunSpec(BaseModel):
     engine: str | None = None
     model: str | None = None
     base_url: str | None = None
+    engine_args: dict[str, Any] = {}  # vLLM engine arguments by vLLM's names (--engine-arg)
+    request_args: dict[str, Any] = {}  # per-request extras: vLLM SamplingParams / an OpenAI server's extra_body
     n: int | None = Field(None, ge=1, le=16_384)
     limit: int | None = Field(None, ge=0)
     seed: int = 0
@@ -54,6 +56,11 @@ class RunSpec(BaseModel):
         if value is True:
             return PruneConfig()
         return None if value is False else value
+
+    def engine_options(self) -> dict[str, Any]:
+        return dict(model=self.model, base_url=self.base_url, seed=self.seed, accuracy=self.sim_accuracy,
+                    latency_per_token_s=self.sim_latency, engine_args=self.engine_args,
+                    request_args=self.request_args)
 
     def budget(self) -> BudgetConfig:
         return BudgetConfig(max_tokens=self.budget_tokens, max_calls=self.budget_calls,

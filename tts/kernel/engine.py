@@ -109,5 +109,9 @@ class EngineBase:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
+    def describe(self) -> dict:
+        """What a run's manifest records about the engine beyond its spec (e.g. sampling defaults it applies)."""
+        return {}
+
     async def aclose(self) -> None:
         return None
