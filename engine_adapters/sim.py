@@ -83,6 +83,9 @@ class SimulatedEngine(EngineBase):
 
         return cls(config, oracle, responder, price=price)
 
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())  # the simulator's tokens are words, as its completions count them
+
     def plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
         """The (text, tokens, seconds, finish reason) this simulator produces for one choice of a request.
         Pure, so memoized: the simulator's own cost should not show up as orchestration overhead."""
@@ -94,9 +97,16 @@ class SimulatedEngine(EngineBase):
     def _plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
         c = self.config
         scripted = self._responder(request)
-        if scripted is not None:
+        if scripted is not None:  # as an engine would: cut at a stop string (dropped) or at max_tokens
+            finish = "stop"
+            for stop in request.stop:
+                if stop in scripted:
+                    scripted = scripted[: scripted.index(stop)]
+            words = scripted.split(" ")
+            if len(words) > request.max_tokens:
+                scripted, finish = " ".join(words[: request.max_tokens]), "length"
             tokens = max(1, len(scripted.split()))
-            return scripted, tokens, c.prefill_s + tokens * c.latency_per_token_s, "stop"
+            return scripted, tokens, c.prefill_s + tokens * c.latency_per_token_s, finish
         prompt = request.prompt_text()
         greedy = request.temperature == 0.0
         rng = _rng(c.seed, prompt, None if greedy else request.seed, 0 if greedy else choice)

@@ -63,7 +63,8 @@ class VLLMEngine(EngineBase):
 
         # tts's defaults suit the CPU build; on a GPU the user's --engine-arg values replace them
         defaults = dict(enable_prefix_caching=True, enforce_eager=enforce_eager, dtype=dtype,
-                        max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs, disable_log_stats=True)
+                        max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs, disable_log_stats=True,
+                        use_tqdm_on_load=os.environ.get("TTS_QUIET_ENGINE") != "1")
         args = build_engine_args(model, defaults, engine_args or {})
         from tts.engine_adapters.watchdog import child_pids, guard
 

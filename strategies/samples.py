@@ -19,7 +19,7 @@ def to_sample(ctx: Context, index: int, completion: Completion) -> Sample:
     answer = ctx.task.extract(completion.text)
     ctx.emit("partial_answer", answer=answer)  # anytime consumers (the server's stream) watch these
     return Sample(index=index, text=completion.text, answer=answer, completion_tokens=completion.completion_tokens,
-                  stats=stats)
+                  stats=stats, thinking_tokens=completion.thinking_tokens)
 
 
 def outcome_sample(o: BranchOutcome[Sample]) -> Sample:

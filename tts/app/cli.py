@@ -114,6 +114,12 @@ def eval_(
                                         "signal=step, threshold=0.85, quota=2, checkpoint_tokens=32, shadow=true; "
                                         "see PruneConfig in tts/kit/prune.py"),
     option: list[str] = typer.Option([], "--option", "-o", help="strategy setting KEY=VALUE, e.g. -o rounds=3"),
+    reasoning: bool = typer.Option(False, "--reasoning", help="a reasoning model: split <think>...</think> from "
+                                   "answers (votes and prompts see answers only; thinking tokens counted apart)"),
+    reasoning_opt: list[str] = typer.Option([], "--reasoning-opt", help="a reasoning setting KEY=VALUE (implies "
+                                            "--reasoning): start, end (the tags), opened_in_prompt=true, instruct=true"),
+    thinking_budget: Optional[int] = typer.Option(None, help="thinking tokens per completion (implies --reasoning): "
+                                                  "past it the thinking is closed and the model answers"),
     engine_arg: list[str] = typer.Option([], "--engine-arg", help="a vLLM engine argument KEY=VALUE by vLLM's name, "
                                          "e.g. tensor_parallel_size=2, gpu_memory_utilization=0.9"),
     request_arg: list[str] = typer.Option([], "--request-arg", help="a per-request extra KEY=VALUE: vLLM sampling "
@@ -129,12 +135,16 @@ def eval_(
     from tts.app.jobs import load_job, make_spec, run_spec
 
     given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option", "prune_opt", "field", "engine_arg",
-                                                    "request_arg")}
+                                                    "request_arg", "reasoning", "reasoning_opt", "thinking_budget")}
     try:
         options = dict(_parse_option(o) for o in option)
         prune_opts = dict(_parse_option(o, "--prune-opt") for o in prune_opt)
         fields = {k: str(v) for k, v in (_parse_option(f, "--field") for f in field)}
-        extras = {"engine_args": dict(_parse_option(a, "--engine-arg") for a in engine_arg),
+        thinking = dict(_parse_option(o, "--reasoning-opt") for o in reasoning_opt)
+        if thinking_budget is not None:
+            thinking["thinking_budget"] = thinking_budget
+        extras = {"reasoning": thinking if thinking else (True if reasoning else None),
+                  "engine_args": dict(_parse_option(a, "--engine-arg") for a in engine_arg),
                   "request_args": dict(_parse_option(a, "--request-arg") for a in request_arg)}
     except ValueError as e:
         _fail(str(e))
@@ -347,6 +357,33 @@ def _guard(make_coro, resumable: bool = False):
         typer.secho("interrupted: finished results are kept; continue with --resume" if resumable
                     else "stopped", err=True)
         raise typer.Exit(130)
+
+
+def quiet_engines(verbose: bool) -> None:
+    """vLLM logs some 50 INFO/WARNING lines around a ten-problem run; by default a user sees its errors only (the
+    engine's own processes read the same variables). `--verbose` (or TTS_VERBOSE=1) shows everything."""
+    import os
+    import warnings
+
+    if verbose:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        return
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TTS_QUIET_ENGINE", "1")  # the vLLM adapter leaves out its weight-loading bar
+    # the engine's own processes inherit these: library deprecation notes are for their developers, not a user
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="show the engines' own logs")) -> None:
+    """Parallel reasoning and test-time scaling on any LLM engine."""
+    import os
+
+    quiet_engines(verbose or os.environ.get("TTS_VERBOSE") == "1")
 
 
 def main() -> None:

@@ -90,7 +90,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                   "strategy_config": json.loads(config.model_dump_json()), "engine": kind, "model": spec.model,
                   "base_url": spec.base_url, "engine_args": spec.engine_args, "request_args": spec.request_args,
                   "seed": spec.seed, "limit": spec.limit, "concurrency": spec.concurrency,
-                  "budget": spec.budget().model_dump(), "price": spec.price, "manifest": manifest(spec),
+                  "budget": spec.budget().model_dump(),
+                  "reasoning": spec.reasoning.model_dump() if spec.reasoning else None, "price": spec.price, "manifest": manifest(spec),
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
                      if kind == "sim" else {})}
     if spec.executor == "ray":
@@ -130,5 +131,6 @@ async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, 
 
     run_dir = spec.output / rid
     summary = await run_eval(engine, t, s, config, problems, run_dir, run_config, resume=spec.resume,
-                             concurrency=spec.concurrency, budget=spec.budget(), progress=progress, done=done)
+                             concurrency=spec.concurrency, budget=spec.budget(), progress=progress, done=done,
+                             reasoning=spec.reasoning)
     return summary, run_dir

@@ -40,7 +40,8 @@ class _Worker:
 
         async def one(pid: str) -> dict:
             async with sem:
-                solved = await solve_one(self.engine, task, s, config, by_id[pid], spec.budget())
+                solved = await solve_one(self.engine, task, s, config, by_id[pid], spec.budget(),
+                                         reasoning=spec.reasoning)
                 row = solved.row
                 row["trace"] = solved.tracer.events
                 return row

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tts.kit.curves import accuracy_at_n
 from tts.kernel.errors import DataError
-from tts.app.runner import CONFIG, RESULTS, TRACE, read_finished, read_json, summarize
+from tts.app.runner import CONFIG, RESULTS, TRACE, read_finished, read_json, summarize, wall_seconds, wilson
 
 
 def load_run(path: Path) -> tuple[dict, list[dict]]:
@@ -34,14 +34,16 @@ def table(paths: list[Path]) -> tuple[str, dict]:
     for path in paths:
         config, rows = load_run(path)
         if rows:
-            by_task[config.get("task", "?")].append((path.name, config, rows, summarize(rows, config, 0.0)))
+            # the run's wall time over its segments, not the sum of per-problem times (problems run concurrently)
+            by_task[config.get("task", "?")].append((path.name, config, rows,
+                                                      summarize(rows, config, wall_seconds(path, rows))))
     lines = []
     for task, runs in by_task.items():
         lines.append(f"task {task}")
         lines.append(f"  {'run':34} {'strategy':18} {'acc':>6} {'95% CI':>13} {'n':>4} {'gen tok':>9} "
                      f"{'tok/prob':>8} {'cached':>8} {'wall s':>8}")
         for name, config, rows, s in runs:
-            wall = sum(r.get("seconds", 0) for r in rows)
+            wall = s["wall_seconds"]
             lo, hi = s["accuracy_ci95"]
             lines.append(f"  {name[:34]:34} {config.get('strategy', '?')[:18]:18} {s['accuracy']:6.3f} "
                          f"{lo:6.3f}-{hi:5.3f} {s['problems']:4d} {s['completion_tokens']:9d} "
@@ -50,8 +52,19 @@ def table(paths: list[Path]) -> tuple[str, dict]:
     return "\n".join(lines), by_task
 
 
+def subset_curve_refusal(config: dict, rows: list[dict]) -> str | None:
+    """Why accuracy at n < N cannot be read from this run's samples, or None if it can. Subsets of an early-stopped
+    run's samples are not samples of SC@n: a stopped problem has fewer samples than N, chosen by the stop rule."""
+    if config.get("strategy") != "self-consistency":
+        return "not a self-consistency run"
+    if any(r.get("stopped_early") for r in rows) or len({len(r.get("samples", [])) for r in rows}) > 1:
+        return "early-stopped run: samples per problem vary (rerun with --no-early-stop for a curve)"
+    return None
+
+
 def plots(by_task: dict, out_dir: Path) -> list[Path]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -60,19 +73,33 @@ def plots(by_task: dict, out_dir: Path) -> list[Path]:
     written = []
     for task, runs in by_task.items():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+        refused = []
         for name, config, rows, s in runs:
             tokens = s["completion_tokens"] / max(1, s["problems"])
-            a1.scatter([tokens], [s["accuracy"]])
+            lo, hi = s["accuracy_ci95"]
+            a1.errorbar([tokens], [s["accuracy"]], yerr=[[s["accuracy"] - lo], [hi - s["accuracy"]]], fmt="o",
+                        capsize=3)
             a1.annotate(config.get("strategy", name), (tokens, s["accuracy"]), fontsize=8)
             grade = _grader(config)
             n = max((len(r.get("samples", [])) for r in rows), default=0)
-            if grade and n > 1 and config.get("strategy") == "self-consistency":
-                ns = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n]
-                curve = accuracy_at_n(rows, grade, ns)
-                a2.plot(ns, [curve[k] for k in ns], marker="o", label=f"{config.get('strategy')} ({name[:20]})")
-                a2.set_xticks(ns, [str(k) for k in ns])
-        a1.set(xlabel="generated tokens per problem", ylabel="accuracy", title=f"{task}: accuracy vs tokens")
-        a2.set(xlabel="samples n", ylabel="accuracy", xscale="log", title=f"{task}: accuracy vs n (subsets)")
+            if not grade or n < 2:
+                continue
+            reason = subset_curve_refusal(config, rows)
+            if reason:
+                refused.append(f"{name[:24]}: {reason}")
+                continue
+            ns = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n]
+            curve = accuracy_at_n(rows, grade, ns)
+            bands = [wilson(round(curve[k] * len(rows)), len(rows)) for k in ns]
+            line, = a2.plot(ns, [curve[k] for k in ns], marker="o", label=f"{config.get('strategy')} ({name[:20]})")
+            a2.fill_between(ns, [b[0] for b in bands], [b[1] for b in bands], alpha=0.15, color=line.get_color())
+            a2.set_xscale("log", base=2)
+            a2.set_xticks(ns, [str(k) for k in ns])
+            a2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        a1.set(xlabel="generated tokens per problem", ylabel="accuracy (95% CI)", title=f"{task}: accuracy vs tokens")
+        a2.set(xlabel="samples n", ylabel="accuracy (95% CI band)", title=f"{task}: accuracy vs n (subsets)")
+        if refused:
+            a2.text(0.02, 0.02, "not drawn:\n" + "\n".join(refused), transform=a2.transAxes, fontsize=7, va="bottom")
         if a2.lines:
             a2.legend(fontsize=7)
         fig.tight_layout()
@@ -94,7 +121,7 @@ def compare(paths: list[Path], budget: float) -> str:
         per_problem = sum(r["usage"]["completion_tokens"] for r in rows) / len(rows)
         samples = max((len(r.get("samples", [])) for r in rows), default=0)
         grade = _grader(config)
-        if samples > 1 and grade and config.get("strategy") == "self-consistency":  # independent samples only
+        if samples > 1 and grade and subset_curve_refusal(config, rows) is None:  # independent, unstopped samples
             per_sample = per_problem / samples
             n = min(samples, int(budget // max(per_sample, 1)))
             if n >= 1:

@@ -29,7 +29,7 @@ class SampleRow(BaseModel):
     def of(cls, s: Sample) -> "SampleRow":
         return cls(index=s.index, answer=s.answer, tokens=s.completion_tokens, status=s.status,
                    stats=s.stats.model_dump() if s.stats is not None else None, text=s.text or None,
-                   thinking_tokens=getattr(s, "thinking_tokens", None))
+                   thinking_tokens=s.thinking_tokens or None)
 
 
 class ResultRow(BaseModel):

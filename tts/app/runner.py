@@ -25,6 +25,7 @@ from tts.strategies import StrategySpec
 from tts.tasks import Task
 from tts.kernel.budget import Budget, BudgetConfig
 from tts.kernel.context import Context
+from tts.kernel.reasoning import ReasoningConfig
 from tts.kernel.engine import Engine
 from tts.kernel.errors import ConfigError, DataError, EngineUnavailable
 from tts.app.otel import export as export_spans
@@ -116,11 +117,12 @@ class Solved:
 
 async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any, problem: Problem,
                     budget: BudgetConfig, trace_sink=None, *,
-                    listener: Callable[[dict[str, Any]], None] | None = None) -> Solved:
+                    listener: Callable[[dict[str, Any]], None] | None = None,
+                    reasoning: ReasoningConfig | None = None) -> Solved:
     """The one path of a problem through a strategy, for every front door: context, budget, trace, grading (when
     the problem has a gold answer), the DAG and telemetry. A strategy's failure is recorded on the row."""
     tracer = Tracer(run=problem.id, sink=trace_sink, listener=listener)
-    ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task)
+    ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task, reasoning=reasoning)
     t0 = time.monotonic()
     answer = error = correct = None
     try:
@@ -247,7 +249,7 @@ def _batch_gc():
 async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_config: Any, problems: list[Problem],
                    run_dir: Path, config: dict, *, resume: bool = False, concurrency: int = 8,
                    budget: BudgetConfig | None = None, progress: bool = True,
-                   done: dict[str, dict] | None = None) -> dict:
+                   done: dict[str, dict] | None = None, reasoning: ReasoningConfig | None = None) -> dict:
     """`done`: the finished lines, when the caller has already prepared the run folder (before starting its
     engine); otherwise the folder is prepared here."""
     if done is None:
@@ -266,7 +268,7 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
             while not queue.empty():
                 problem = queue.get_nowait()
                 row = (await solve_one(engine, task, spec, strategy_config, problem, budget or BudgetConfig(),
-                                       trace)).row
+                                       trace, reasoning=reasoning)).row
                 row["finished_at"] = round(time.time(), 3)
                 results.write(json_line(row))
                 results.flush()

@@ -11,6 +11,7 @@ from tts import strategies
 from tts.kernel.budget import BudgetConfig, Price
 from tts.kernel.errors import ConfigError
 from tts.kit.prune import PruneConfig
+from tts.kernel.reasoning import ReasoningConfig
 from tts.tasks.mapping import Fields
 
 
@@ -45,16 +46,18 @@ class RunSpec(BaseModel):
     sim_latency: float = Field(0.001, ge=0.0)
     # pruning's settings are declared once, in PruneConfig: `true` means its defaults, a table sets some of them
     prune: PruneConfig | None = None
+    # a reasoning model: thinking split from answers (`true` = <think> tags), optionally under a thinking budget
+    reasoning: ReasoningConfig | None = None
     executor: str = "local"  # or "ray": problems spread over Ray workers
     workers: int = Field(2, ge=1, le=1024)
     ray_address: str | None = None
     options: dict[str, Any] = {}
 
-    @field_validator("prune", mode="before")
+    @field_validator("prune", "reasoning", mode="before")
     @classmethod
-    def _prune(cls, value):
+    def _on_off(cls, value, info):
         if value is True:
-            return PruneConfig()
+            return PruneConfig() if info.field_name == "prune" else ReasoningConfig()
         return None if value is False else value
 
     def engine_options(self) -> dict[str, Any]:
@@ -82,8 +85,9 @@ def make_spec(fields: dict[str, Any], where: str = "") -> RunSpec:
         err = e.errors()[0]
         key = ".".join(map(str, err["loc"])) or "option"
         name = key if where else "--" + key.replace("_", "-")  # a job file's key, or the CLI flag
-        if not where and err["loc"][0] in ("prune", "fields") and len(err["loc"]) > 1:
-            name = f"--{'prune-opt' if err['loc'][0] == 'prune' else 'field'} {err['loc'][1]}"
+        flags = {"prune": "--prune-opt", "fields": "--field", "reasoning": "--reasoning-opt"}
+        if not where and err["loc"][0] in flags and len(err["loc"]) > 1:
+            name = f"{flags[err['loc'][0]]} {err['loc'][1]}"
         if err["type"] == "extra_forbidden":
             raise ConfigError(f"{where}{name}: unknown setting") from None
         value = err.get("input")

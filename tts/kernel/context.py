@@ -16,6 +16,7 @@ from tts.kernel.branches import BranchGroup, BranchOutcome, StopRule
 from tts.kernel.budget import Budget, Reservation
 from tts.kernel.engine import Engine
 from tts.kernel.errors import BudgetExhausted
+from tts.kernel.reasoning import ReasoningConfig, instructed, split_all, think
 from tts.kernel.trace import Path, Tracer, current_path
 from tts.kernel.types import Chunk, Completion, GenerateRequest, Usage
 
@@ -33,8 +34,9 @@ def _deadline(when: float | None):
 
 class Context:
     def __init__(self, engine: Engine, *, budget: Budget | None = None, tracer: Tracer | None = None,
-                 task: Any = None) -> None:
+                 task: Any = None, reasoning: ReasoningConfig | None = None) -> None:
         self.engine = engine
+        self.reasoning = reasoning  # a reasoning model: completions are split into thinking and answer
         self.task = task  # the tasks.Task being solved: its prompt, answer extraction and grader
         self.budget = budget or Budget()
         self.tracer = tracer or Tracer()
@@ -45,7 +47,7 @@ class Context:
         """A context for a nested strategy that reads answers another way (another task), sharing this one's
         engine, budget and trace scope (so branch numbering continues in the one DAG); its usage is charged here
         too."""
-        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task)
+        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=self.reasoning)
         sub._parent = self
         return sub
 
@@ -79,7 +81,13 @@ class Context:
         return price.cost(prompt, completion, cached) if price is not None else 0.0
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
-        """One engine call, charged to the budget and traced under the current branch."""
+        """One engine call, charged to the budget and traced under the current branch (two, when a thinking
+        budget cuts a reasoning model's thinking and it answers in a continuation)."""
+        if self.reasoning is not None:
+            return await think(self, request)
+        return await self._call(request, lambda req, progress: self.engine.generate(req))
+
+    async def raw_generate(self, request: GenerateRequest) -> list[Completion]:
         return await self._call(request, lambda req, progress: self.engine.generate(req))
 
     async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None) -> Completion:
@@ -108,7 +116,11 @@ class Context:
                 raise RuntimeError("the engine's stream ended without a final completion")
             return [completion]
 
+        if self.reasoning is not None:
+            request = instructed(self.reasoning, request)
         [completion] = await self._call(request, consume, stream=True)
+        if self.reasoning is not None:
+            [completion] = split_all(self, [completion])
         return completion
 
     async def _call(self, request: GenerateRequest,

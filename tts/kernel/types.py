@@ -68,6 +68,9 @@ class Completion(Frozen):
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     latency_s: float = 0.0
+    # reasoning models: the thinking part, apart from `text` (the answer part), and its tokens
+    thinking: str | None = None
+    thinking_tokens: int = 0
 
 
 class Chunk(Frozen):
@@ -85,6 +88,7 @@ class Usage(Frozen):
     calls: int = 0
     max_prompt_tokens: int = 0  # the largest context (prompt) of any single call
     usd: float = 0.0  # at the engine's prices; 0 for engines without one
+    thinking_tokens: int = 0  # of completion_tokens, those spent thinking (reasoning models)
 
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(
@@ -93,6 +97,7 @@ class Usage(Frozen):
             cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
             calls=self.calls + other.calls,
             max_prompt_tokens=max(self.max_prompt_tokens, other.max_prompt_tokens),
+            thinking_tokens=self.thinking_tokens + other.thinking_tokens,
             usd=self.usd + other.usd,
         )
 
@@ -103,6 +108,7 @@ class Usage(Frozen):
             completion_tokens=self.completion_tokens - other.completion_tokens,
             cached_prompt_tokens=self.cached_prompt_tokens - other.cached_prompt_tokens,
             calls=self.calls - other.calls, max_prompt_tokens=self.max_prompt_tokens, usd=self.usd - other.usd,
+            thinking_tokens=self.thinking_tokens - other.thinking_tokens,
         )
 
 
@@ -133,6 +139,7 @@ class Sample(Frozen):
     status: Literal["ok", "error", "cancelled", "pruned", "budget", "inherited"] = "ok"
     error: str | None = None
     stats: TraceStats | None = None
+    thinking_tokens: int = 0
 
 
 class Answer(Frozen):

@@ -1,0 +1,112 @@
+"""Reasoning models' completions: the thinking part apart from the answer part, and a thinking budget.
+
+DeepSeek-R1 distills, Qwen3 and QwQ write `<think>...</think>` before their answer; some chat templates open the tag
+in the prompt, so the completion holds only the closing tag (`opened_in_prompt`). Votes, distilled workspaces,
+refine prompts and joins must see the answer part only, and usage counts thinking tokens apart.
+
+A thinking budget is enforced by budget forcing (s1, Muennighoff et al. 2025): generate the thinking up to N tokens
+(stopping at the closing tag), close the tag if the model has not, and let the model answer from there."""
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field
+
+from tts.kernel.types import Completion, Frozen, GenerateRequest, Message, Usage
+
+INSTRUCTION = ("Think step by step inside {start} and {end} first. After {end}, write only the final answer in the "
+               "form the problem asks for.")
+
+
+class ReasoningConfig(Frozen):
+    start: str = "<think>"
+    end: str = "</think>"
+    opened_in_prompt: bool = False  # the chat template writes the opening tag (DeepSeek-R1's does)
+    thinking_budget: int | None = Field(None, ge=1, description="thinking tokens per completion (budget forcing)")
+    # a model that does not think on its own is asked to, in a system message (the CPU models are such)
+    instruct: bool = False
+
+    def split(self, text: str) -> tuple[str, str]:
+        """(thinking, answer) of a completion. An unclosed thinking part is all thinking: it has no answer yet."""
+        end = text.find(self.end)
+        if end >= 0:
+            thinking = text[:end]
+            start = thinking.find(self.start)
+            if start >= 0:
+                thinking = thinking[start + len(self.start):]
+            return thinking.strip(), text[end + len(self.end):].strip()
+        start = text.find(self.start)
+        if start >= 0:
+            return text[start + len(self.start):].strip(), ""
+        if self.opened_in_prompt:
+            return text.strip(), ""
+        return "", text
+
+    def instruction(self) -> str:
+        return INSTRUCTION.format(start=self.start, end=self.end)
+
+
+EFFORT_BUDGETS = {"low": 512, "medium": 2048, "high": 8192}  # OpenAI's reasoning_effort, as thinking tokens
+
+
+def instructed(config: ReasoningConfig, request: GenerateRequest) -> GenerateRequest:
+    """The request with the thinking instruction in front, for models that do not think on their own."""
+    if not config.instruct or request.messages is None or request.continue_final:
+        return request
+    system = Message(role="system", content=config.instruction())
+    return request.model_copy(update={"messages": (system, *request.messages)})
+
+
+def split_all(ctx, completions: list[Completion]) -> list[Completion]:
+    """Completions whose `text` is the answer part; the thinking part and its tokens ride along, and are charged
+    to usage as thinking tokens."""
+    config: ReasoningConfig = ctx.reasoning
+    out, thinking_tokens = [], 0
+    for c in completions:
+        thinking, answer = config.split(c.text)
+        tokens = min(ctx.count_tokens(thinking), c.completion_tokens) if thinking else 0
+        thinking_tokens += tokens
+        out.append(c.model_copy(update={"text": answer, "thinking": thinking, "thinking_tokens": tokens}))
+    if thinking_tokens:
+        ctx._charge(Usage(thinking_tokens=thinking_tokens))
+    return out
+
+
+async def think(ctx, request: GenerateRequest) -> list[Completion]:
+    """A reasoning model's completions, split; with a thinking budget, by budget forcing: think up to the budget
+    (stopping at the closing tag), then each completion answers in a continuation after the closed tag."""
+    config: ReasoningConfig = ctx.reasoning
+    request = instructed(config, request)
+    budget = config.thinking_budget
+    if budget is None or request.messages is None or budget >= request.max_tokens:
+        return split_all(ctx, await ctx.raw_generate(request))
+    opening = "" if config.opened_in_prompt else config.start
+    first = request.model_copy(update={"max_tokens": budget, "stop": (*request.stop, config.end)})
+    thoughts = await ctx.raw_generate(first)
+
+    async def answer(c: Completion) -> Completion:
+        thinking = c.text
+        if config.end in thinking:  # an engine that keeps the stop string
+            thinking = thinking[: thinking.index(config.end)]
+        if opening and not thinking.lstrip().startswith(opening):
+            thinking = opening + "\n" + thinking.lstrip()
+        prefill = thinking.rstrip() + "\n" + config.end + "\n\n"
+        rest = max(request.max_tokens - c.completion_tokens, 1)
+        follow = request.model_copy(update={
+            "messages": (*request.messages, Message(role="assistant", content=prefill)), "continue_final": True,
+            "n": 1, "max_tokens": rest})
+        [tail] = await ctx.raw_generate(follow)
+        tokens = c.completion_tokens
+        ctx.emit("thinking_cut" if c.finish_reason == "length" else "thinking_done", thinking_tokens=tokens,
+                 budget=budget)
+        return Completion(text=tail.text.strip(), thinking=thinking.replace(opening, "", 1).strip(),
+                          thinking_tokens=tokens, completion_tokens=tokens + tail.completion_tokens,
+                          prompt_tokens=c.prompt_tokens + tail.prompt_tokens,
+                          cached_prompt_tokens=c.cached_prompt_tokens + tail.cached_prompt_tokens,
+                          finish_reason=tail.finish_reason, latency_s=c.latency_s + tail.latency_s)
+
+    async with asyncio.TaskGroup() as tg:  # each sample answers on its own; an error cancels the call as a whole
+        tasks = [tg.create_task(answer(c)) for c in thoughts]
+    out = [t.result() for t in tasks]
+    ctx._charge(Usage(thinking_tokens=sum(c.thinking_tokens for c in out)))
+    return out
