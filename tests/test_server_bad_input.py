@@ -41,3 +41,20 @@ def test_list_content_parts_are_read_as_text(client):
                                                                          {"type": "text", "text": "2 plus 2?"}]}]}
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+
+
+def test_reasoning_effort_becomes_a_thinking_budget():
+    seen = []
+
+    def respond(request):
+        seen.append(request)
+        return "The answer is 4." if request.continue_final else "<think> " + "hmm " * 900 + "</think> 4"
+
+    engine = SimulatedEngine(SimConfig(latency_per_token_s=0.0), responder=respond)
+    with TestClient(build_app(engine, upstream="sim")) as c:
+        r = c.post("/v1/chat/completions", json={**OK, "model": "greedy:sim", "reasoning_effort": "low",
+                                                 "max_tokens": 2000})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "The answer is 4."
+        assert seen[0].max_tokens == 512 and any(x.continue_final for x in seen)  # low = 512 thinking tokens
+        bad = c.post("/v1/chat/completions", json={**OK, "reasoning_effort": "extreme"})
+        assert bad.status_code == 400 and "reasoning_effort" in bad.json()["error"]["message"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from tts import tasks
 from tts.app.runner import resolve_strategy, solve_one
+from tts.kernel.reasoning import EFFORT_BUDGETS, ReasoningConfig
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import ConfigError
 from tts.kernel.types import Answer, Problem, Usage
@@ -58,7 +59,8 @@ def parse_model(name: str) -> tuple[str, dict[str, Any], str]:
     return PRESETS[m.group(1)], options, upstream
 
 
-def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tokens: int = 512):
+def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tokens: int = 512,
+              reasoning: ReasoningConfig | None = None):
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
@@ -100,7 +102,15 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         spec, config = resolve_strategy(strategy, options)
         question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         problem = Problem(id=uuid.uuid4().hex[:8], question=str(question), meta={"messages": messages})
-        return spec, config, problem
+        return spec, config, problem, thinking(body.get("reasoning_effort"))
+
+    def thinking(effort: Any) -> ReasoningConfig | None:
+        """OpenAI's reasoning_effort as a thinking budget (low 512, medium 2048, high 8192 tokens)."""
+        if effort is None:
+            return reasoning
+        if effort not in EFFORT_BUDGETS:
+            raise ConfigError(f"'reasoning_effort' must be one of {', '.join(EFFORT_BUDGETS)}")
+        return (reasoning or ReasoningConfig()).model_copy(update={"thinking_budget": EFFORT_BUDGETS[effort]})
 
     def response_text(answer: Answer) -> str:
         chosen = next((s for s in answer.samples if s.status == "ok" and s.answer == answer.answer), None)
@@ -111,8 +121,9 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
                 "total_tokens": u.prompt_tokens + u.completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": u.cached_prompt_tokens}}
 
-    async def solve(spec, config, problem, listener=None):
-        solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), listener=listener)
+    async def solve(spec, config, problem, think, listener=None):
+        solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), listener=listener,
+                                 reasoning=think)
         if solved.answer is None:
             raise RuntimeError(solved.row.get("error"))
         return solved
@@ -147,7 +158,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
             return error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
             body = json.loads(raw.decode("utf-8"))
-            spec, config, problem = prepare(body)
+            spec, config, problem, think = prepare(body)
         except UnicodeDecodeError:
             return error(400, "the request body is not UTF-8")
         except (ValueError, RecursionError) as e:
@@ -159,7 +170,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         if not body.get("stream"):
             stats["in_flight"] += 1
             try:
-                solved = await run_until_disconnect(request, solve(spec, config, problem))
+                solved = await run_until_disconnect(request, solve(spec, config, problem, think))
             finally:
                 stats["in_flight"] -= 1
             if solved is None:
@@ -192,7 +203,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
 
             try:
                 async with asyncio.TaskGroup() as tg:
-                    work = tg.create_task(solve(spec, config, problem, listener=consensus))
+                    work = tg.create_task(solve(spec, config, problem, think, listener=consensus))
                     work.add_done_callback(lambda _t: queue.put_nowait("done"))
                     yield chunk({"role": "assistant", "content": ""})
                     while True:
