@@ -36,7 +36,7 @@ class OpenAISpec(Frozen):
 
 class VLLMSpec(Frozen):
     kind: Literal["vllm"] = "vllm"
-    model: str | None = None  # a local model name (tts setup-model --list) or a model directory
+    model: str  # as vLLM takes it: a hub id or a model directory (engine_spec resolves local model names)
     max_model_len: int = Field(4096, ge=16)
     seed: int = 0
     engine_args: dict[str, Any] = {}  # --engine-arg: vLLM's AsyncEngineArgs, by vLLM's names
@@ -87,15 +87,14 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
     if request_args and kind == "sim":
         raise ConfigError("--request-arg does not apply to the simulator")
     if kind == "vllm":
+        from tts.engine_adapters.local_models import resolve
         from tts.engine_adapters.vllm_args import check_engine_args, check_request_args
 
-        from tts.engine_adapters.local_models import resolve
-
-        resolve(given.get("model"))  # a missing model or an unreachable hub is an error now, not after setup
-        given.update(engine_args=check_engine_args(engine_args), request_args=check_request_args(request_args))
+        # a missing model or an unreachable hub is an error now, before any run folder or engine
+        given.update(model=resolve(given.get("model")), engine_args=check_engine_args(engine_args),
+                     request_args=check_request_args(request_args))
     elif kind == "openai":
         given["extra_body"] = request_args
-    if kind == "openai":
         given.setdefault("base_url", os.environ.get("OPENAI_BASE_URL") or OpenAISpec.model_fields["base_url"].default)
         if not given.get("model"):
             raise ConfigError("--engine openai needs --model (the name the server serves)")
@@ -137,10 +136,9 @@ async def _open_openai(spec: OpenAISpec, problems, responder, price) -> Engine:
 
 
 async def _open_vllm(spec: VLLMSpec, problems, responder, price) -> Engine:
-    from tts.engine_adapters.local_models import resolve
     from tts.engine_adapters.vllm_engine import VLLMEngine
 
-    return VLLMEngine.start(resolve(spec.model), max_model_len=spec.max_model_len, seed=spec.seed, price=price,
+    return VLLMEngine.start(spec.model, max_model_len=spec.max_model_len, seed=spec.seed, price=price,
                             engine_args=spec.engine_args, request_args=spec.request_args)
 
 

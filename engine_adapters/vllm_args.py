@@ -67,10 +67,3 @@ def check_request_args(args: dict[str, Any]) -> dict[str, Any]:
         if key in TEMPLATE_KEYS and not isinstance(value, dict):
             raise ConfigError(f"--request-arg {key}: expected a JSON object, e.g. {key}='{{\"enable_thinking\": false}}'")
     return args
-
-
-def build_engine_args(model: str, defaults: dict[str, Any], overrides: dict[str, Any]):
-    """The AsyncEngineArgs vLLM is started with: tts's defaults, then the user's --engine-arg values."""
-    from vllm.engine.arg_utils import AsyncEngineArgs
-
-    return AsyncEngineArgs(model=model, **{**defaults, **overrides})

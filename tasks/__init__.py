@@ -25,7 +25,6 @@ class Source(Frozen):
     split: str = "test"
     size: int | None = None  # rows in the standard set; a loaded set of another size is reported
     packaged: str | None = None  # a file in tts/tasks/data (sets whose licence lets them ship)
-    fields: Fields = Fields()  # the hub's field names, where the shape is not recognised on its own
 
 
 @dataclass(frozen=True)
@@ -62,17 +61,16 @@ class Task:
                 raise ConfigError(f"task '{self.name}' generates its problems; --field does not apply")
             return self.generate(data)
         if data is not None:
-            rows, where = read_rows(Path(data)), str(data)
+            rows, where, stem = read_rows(Path(data)), str(data), Path(data).stem
         elif self.source is None:
             raise DataError(f"task '{self.name}' has no problems of its own: pass --data FILE (JSONL, JSON or "
                             f"parquet), or use a named set (see `tts tasks`)")
         elif self.source.packaged:
-            rows, where = packaged(self.source.packaged), f"task {self.name}"
+            rows, where, stem = packaged(self.source.packaged), f"task {self.name}", self.name
         else:
-            rows, where = from_hub(self.source.hub, self.source.config, self.source.split, self.name), self.source.hub
-        if self.source is not None:
-            fields = Fields(**(self.source.fields.model_dump(exclude_none=True) | fields.model_dump(exclude_none=True)))
-        problems = self._problems(rows, fields, where)
+            rows = from_hub(self.source.hub, self.source.config, self.source.split, self.name)
+            where, stem = self.source.hub, self.name
+        problems = self._problems(rows, fields, where, stem)
         # a --data file is often a slice on purpose; the set's own source should have its standard size
         size = self.source.size if self.source and data is None else None
         if size is not None and len(problems) != size:
@@ -80,9 +78,18 @@ class Task:
                   file=sys.stderr)
         return check_ids(problems, where)
 
-    def _problems(self, rows: Rows, fields: Fields, where: str) -> list[Problem]:
+    def origin(self) -> str:
+        """Where the task's problems come from when no --data is given."""
+        src = self.source
+        if self.generate is not None:
+            return "generated"
+        if src is None:
+            return "--data FILE"
+        return f"packaged:{src.packaged}" if src.packaged else f"hub:{src.hub}:{src.config or ''}:{src.split}"
+
+    def _problems(self, rows: Rows, fields: Fields, where: str, stem: str) -> list[Problem]:
+        """Problems from rows; a row without an id gets `stem-N` (N its row number)."""
         problems, no_gold = [], []
-        stem = Path(where).stem if "/" in where or "." in where else self.name
         for number, row in rows:
             at = f"{where}:{number}"
             question, gold, meta = self.parse_row(row, fields, at)
@@ -138,22 +145,22 @@ _code = partial(Task, prompt=humaneval.PROMPT, extract=humaneval.extract, grade=
 _TASKS = {t.name: t for t in [
     # Word problems with numeric answers: the last number / "The answer is N" / `#### N` conventions
     _word(name="gsm8k", source=Source(hub="openai/gsm8k", config="main", size=1319, packaged="gsm8k_test.jsonl"),
-          about="GSM8K test split (packaged)"),
+          about="GSM8K test split"),
     _word(name="svamp", source=Source(hub="ChilleD/SVAMP", split="train+test", size=1000), about="SVAMP, 1,000 rows"),
     _word(name="demo", source=Source(hub=None, packaged="demo_math.jsonl", size=20),
-          about="20 team-written word problems for tests and demos (packaged)"),
+          about="20 team-written word problems for tests and demos"),
     _word(name="numeric", about="any word-problem file with numeric answers (--data, --field)"),
     # LaTeX answers, compared with math-verify
     _math(name="math500", source=Source(hub="HuggingFaceH4/MATH-500", size=500), about="MATH-500"),
     _math(name="aime24", source=Source(hub="HuggingFaceH4/aime_2024", split="train", size=30,
-                                       packaged="aime24.jsonl"), about="AIME 2024 I and II (packaged)"),
+                                       packaged="aime24.jsonl"), about="AIME 2024 I and II"),
     _math(name="aime25", source=Source(hub="math-ai/aime25", size=30), about="AIME 2025 I and II"),
     _math(name="amc23", source=Source(hub="math-ai/amc23", size=40, packaged="amc23.jsonl"),
-          about="AMC 2023 (packaged)"),
+          about="AMC 2023"),
     _math(name="math", about="any MATH-style file: problem/answer, problem/solution with \\boxed{}, question/answer"),
     # Code, graded by running tests in the sandbox
     _code(name="humaneval", source=Source(hub="openai/openai_humaneval", size=164, packaged="humaneval.jsonl"),
-          about="HumanEval (packaged)"),
+          about="HumanEval"),
     Task("mbpp", mbpp.PROMPT, mbpp.extract, mbpp.grade, parse_row=mbpp.parse_row, program=mbpp.program,
          example_calls=mbpp.example_calls, source=Source(hub="google-research-datasets/mbpp", config="full", size=500),
          about="MBPP test split"),

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from tts.kernel.types import Problem
 from tts.tasks.extract import extract_answer, is_correct
-from tts.tasks.mapping import numeric_gold
-
-
-def gold_from_solution(answer: str) -> str | None:
-    return numeric_gold(answer)
 
 
 PROMPT = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import re
 from math import comb
-from pathlib import Path
 
 from tts.kernel.errors import DataError
 from tts.tools.sandbox import SandboxLimits, run_python
@@ -22,13 +21,6 @@ def parse_row(obj: dict, fields, where: str) -> tuple[str, str | None, dict]:
     if missing:
         raise DataError(f"{where}: missing HumanEval field(s) {', '.join(missing)}")
     return obj["prompt"], None, {"entry_point": obj["entry_point"], "test": obj["test"], "prompt": obj["prompt"]}
-
-
-def load(path: str | Path | None = None) -> list[Problem]:
-    """HumanEval problems from a file (the packaged set when no path is given)."""
-    from tts import tasks
-
-    return tasks.get("humaneval").load(path)
 
 
 def extract(text: str) -> str | None:

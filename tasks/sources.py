@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
 
 from tts.kernel.errors import DataError
 from tts.kit.hub import hub_reachable
@@ -126,8 +125,4 @@ def from_hub(dataset: str, config: str | None, split: str, set_name: str) -> Row
             str(e).splitlines()[0][:160] if str(e) else type(e).__name__)
         raise DataError(f"task '{set_name}': could not load {dataset} ({split}) from the Hugging Face hub "
                         f"({reason}); {hint}") from None
-    return list(enumerate(_plain(ds), 1))
-
-
-def _plain(rows: Iterable) -> list[dict]:
-    return [dict(r) for r in rows]
+    return list(enumerate((dict(row) for row in ds), 1))

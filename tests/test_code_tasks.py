@@ -19,7 +19,7 @@ ROW = {"task_id": "T/0", "entry_point": "add",
 def problem(tmp_path):
     path = tmp_path / "he.jsonl"
     path.write_text(json.dumps(ROW) + "\n")
-    return humaneval.load(path)[0]
+    return tasks.get("humaneval").load(path)[0]
 
 
 @pytest.mark.parametrize("code,ok", [
@@ -54,7 +54,7 @@ def test_missing_fields_are_a_clear_error(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"task_id": "x", "prompt": "def f(): pass"}) + "\n")
     with pytest.raises(DataError, match="bad.jsonl:1: missing HumanEval field"):
-        humaneval.load(path)
+        tasks.get("humaneval").load(path)
 
 
 class Candidates(EngineBase):

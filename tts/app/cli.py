@@ -134,38 +134,32 @@ def eval_(
     """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""
     from tts.app.jobs import load_job, make_spec, run_spec
 
-    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", "option", "prune_opt", "field", "engine_arg",
-                                                    "request_arg", "reasoning", "reasoning_opt", "thinking_budget")}
+    # flags that build one RunSpec field together (e.g. --prune with --prune-opt) are assembled below
+    assembled_from = ("option", "prune", "prune_opt", "field", "engine_arg", "request_arg", "reasoning",
+                      "reasoning_opt", "thinking_budget")
+    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", *assembled_from)}
     try:
         options = dict(_parse_option(o) for o in option)
         prune_opts = dict(_parse_option(o, "--prune-opt") for o in prune_opt)
-        fields = {k: str(v) for k, v in (_parse_option(f, "--field") for f in field)}
         thinking = dict(_parse_option(o, "--reasoning-opt") for o in reasoning_opt)
         if thinking_budget is not None:
             thinking["thinking_budget"] = thinking_budget
-        extras = {"reasoning": thinking if thinking else (True if reasoning else None),
-                  "engine_args": dict(_parse_option(a, "--engine-arg") for a in engine_arg),
-                  "request_args": dict(_parse_option(a, "--request-arg") for a in request_arg)}
+        assembled = {"prune": prune_opts or (True if prune else None),
+                     "fields": {k: str(v) for k, v in (_parse_option(f, "--field") for f in field)},
+                     "reasoning": thinking or (True if reasoning else None),
+                     "engine_args": dict(_parse_option(a, "--engine-arg") for a in engine_arg),
+                     "request_args": dict(_parse_option(a, "--request-arg") for a in request_arg)}
     except ValueError as e:
         _fail(str(e))
-    if fields:
-        given["fields"] = fields
-    given.update({k: v for k, v in extras.items() if v})
-    if prune_opts:
-        given["prune"] = prune_opts
-    elif not prune:
-        given.pop("prune")  # absent, so that a job file's `prune` is not overridden
+    # only what was given: an absent flag leaves a job file's value standing
+    assembled = {k: v for k, v in assembled.items() if v}
+    given.update(assembled)
     if config:
         # typer may carry its own copy of click's enum: compare by name
         explicit = {k: v for k, v in given.items()
-                    if getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"}
+                    if k in assembled or getattr(ctx.get_parameter_source(k), "name", None) == "COMMANDLINE"}
         if options:
             explicit["options"] = options
-        if prune_opts:
-            explicit["prune"] = prune_opts
-        if fields:
-            explicit["fields"] = fields
-        explicit.update({k: v for k, v in extras.items() if v})
         make_specs = lambda: load_job(config, explicit)  # noqa: E731
     else:
         make_specs = lambda: [make_spec({**given, "options": options})]  # noqa: E731
@@ -327,10 +321,8 @@ def list_tasks() -> None:
     """List the tasks and standard benchmark sets, with where their problems come from."""
     for name in tasks.names():
         t = tasks.get(name)
-        src = t.source
-        where = ("generated" if t.generate else "--data FILE" if src is None else
-                 f"packaged ({src.size})" if src.packaged else f"hub {src.hub} [{src.split}] ({src.size})")
-        typer.echo(f"{name:10} {where:44} {t.about}")
+        size = f" ({t.source.size})" if t.source and t.source.size else ""
+        typer.echo(f"{name:10} {t.origin() + size:48} {t.about}")
 
 
 @app.command("strategies")

@@ -85,7 +85,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
         raise DataError(f"--output {spec.output} is a file, not a folder")
         rid = runs[-1].parent.name
     rid = rid or f"{spec.task}-{s.name}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_config = {"task": spec.task, "data": str(spec.data) if spec.data else _source(t),
+    run_config = {"task": spec.task, "data": str(spec.data) if spec.data else t.origin(),
                   **({"fields": spec.fields.model_dump(exclude_none=True)} if spec.fields else {}), "strategy": s.name,
                   "strategy_config": json.loads(config.model_dump_json()), "engine": kind, "model": spec.model,
                   "base_url": spec.base_url, "engine_args": spec.engine_args, "request_args": spec.request_args,
@@ -117,13 +117,6 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                 await engine.aclose()
         engines[key] = engine
     return await _run(engines[key], t, s, config, problems, spec, rid, run_config, progress, done)
-
-
-def _source(task) -> str:
-    src = task.source
-    if src is None:
-        return "generated"
-    return f"packaged:{src.packaged}" if src.packaged else f"hub:{src.hub}:{src.config or ''}:{src.split}"
 
 
 async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, done):
