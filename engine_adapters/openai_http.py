@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from tts.kernel.errors import EngineUnavailable
 from tts.kernel.budget import Price
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
+from tts.kernel.confidence import token_confidence
 from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
@@ -144,14 +145,17 @@ class OpenAIEngine(EngineBase):
         common = dict(model=self.model, max_tokens=request.max_tokens, temperature=request.temperature,
                       top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed, stream=True,
                       stream_options={"include_usage": True})
+        k = request.logprobs
         async for attempt in self._retrying():
             with attempt:
                 if request.messages is not None:
+                    logprobs = {} if k is None else {"logprobs": True, "top_logprobs": k}
                     response = await self.client.chat.completions.create(
-                        messages=[m.model_dump() for m in request.messages], **common,
+                        messages=[m.model_dump() for m in request.messages], **common, **logprobs,
                         extra_body=self._extra_body(request))
                 else:
-                    response = await self.client.completions.create(prompt=request.prompt, **common,
+                    logprobs = {} if k is None else {"logprobs": max(k, 1)}
+                    response = await self.client.completions.create(prompt=request.prompt, **common, **logprobs,
                                                                     extra_body=self.extra_body or None)
         text, tokens, finish, usage = "", 0, None, None
         async with contextlib.aclosing(response) as events:
@@ -161,10 +165,12 @@ class OpenAIEngine(EngineBase):
                 for choice in event.choices:
                     delta = choice.delta.content if hasattr(choice, "delta") else choice.text
                     finish = choice.finish_reason or finish
-                    if delta:
-                        text += delta
-                        tokens += 1  # one content event is about one token; the usage event corrects the count
-                        yield Chunk(text=delta, completion_tokens=tokens)
+                    confidence = _stream_confidence(choice.logprobs, k) if k else ()
+                    if delta or confidence:
+                        text += delta or ""
+                        # one content event is about one token (logprobs count them exactly); usage corrects it
+                        tokens += len(confidence) or 1
+                        yield Chunk(text=delta or "", completion_tokens=tokens, confidence=confidence)
         details = getattr(usage, "prompt_tokens_details", None) if usage else None
         final = Completion(text=text, completion_tokens=usage.completion_tokens if usage else tokens,
                            prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -174,6 +180,16 @@ class OpenAIEngine(EngineBase):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _stream_confidence(lp, k: int) -> tuple[float, ...]:
+    """The confidences of a streamed event's tokens (chat: logprobs.content; completions: top_logprobs dicts)."""
+    if lp is None:
+        return ()
+    content = getattr(lp, "content", None)
+    if content is not None:
+        return tuple(token_confidence([(a.token, a.logprob) for a in (t.top_logprobs or ())], k) for t in content)
+    return tuple(token_confidence(list((top or {}).items()), k) for top in (getattr(lp, "top_logprobs", None) or ()))
 
 
 def _chat_logprobs(lp) -> tuple[TokenLogprob, ...] | None:

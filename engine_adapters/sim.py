@@ -20,6 +20,7 @@ from typing import Callable
 from pydantic import Field
 
 from tts.kernel.budget import Price
+from tts.kernel.confidence import first_stop
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
 
@@ -39,6 +40,10 @@ class SimConfig(Frozen):
     min_tokens: int = Field(20, ge=1)
     max_tokens: int = Field(60, ge=1)
     wrong_answers: int = Field(3, ge=1, description="how many distinct wrong answers a problem can attract")
+    # token confidences are drawn from [0.5, 2.5]; a wrong trace's are lower by this much (DeepConf's premise)
+    confidence_gap: float = Field(0.0, ge=0.0)
+    # end low-confidence traces inside the engine (as vLLM's confidence processor does), else only stream them
+    confidence_stop: bool = False
     seed: int = 0
 
 
@@ -60,6 +65,8 @@ class SimulatedEngine(EngineBase):
         # A scripted responder (e.g. a task's gold planner) replaces the reasoning text where it answers.
         self._responder = responder or (lambda request: None)
         self._slots = asyncio.Semaphore(self.config.slots)
+        if self.config.confidence_stop:
+            self.capabilities = self.capabilities.model_copy(update={"confidence_stop": True})
         self._plans: dict[tuple, tuple[str, int, float, str]] = {}
         self.started = 0
         self.finished = 0
@@ -139,9 +146,29 @@ class SimulatedEngine(EngineBase):
             return [await self._one(request, 0)]
         return await gather_owned(self._one(request, i) for i in range(request.n))
 
+    def confidences(self, request: GenerateRequest, text: str) -> list[float]:
+        """Each word's confidence: a pure function of the text, lower by `confidence_gap` when its answer is wrong."""
+        gold = self._oracle(request.prompt_text())
+        gap = self.config.confidence_gap if gold is not None and not text.endswith(f" {gold}.") else 0.0
+        rng = _rng(self.config.seed, text, "confidence")
+        return [rng.uniform(0.5, 2.5) - gap for _ in text.split()]
+
+    def _cut(self, request: GenerateRequest, plan: tuple[str, int, float, str]) -> tuple[str, int, float, str]:
+        """The plan as the engine's own confidence stop would end it."""
+        text, tokens, seconds, finish = plan
+        stop = request.confidence_stop
+        if stop is None or not self.config.confidence_stop:
+            return plan
+        at = first_stop(self.confidences(request, text), stop)
+        if at is None:
+            return plan
+        cut = " ".join(text.split()[:at])
+        return cut, at, self.config.prefill_s + at * self.config.latency_per_token_s, "confidence"
+
     async def stream(self, request: GenerateRequest):
         """Streams `chunk_tokens` words at a time at the configured latency per token."""
         text, tokens, seconds, finish = self.plan(request, 0)
+        confs = self.confidences(request, text) if request.logprobs is not None else None
         words = re.findall(r"\s*\S+", text)  # keep the whitespace (plans are line-based)
         step = max(1, self.config.chunk_tokens)
         t0 = time.monotonic()
@@ -152,27 +179,35 @@ class SimulatedEngine(EngineBase):
                 await asyncio.sleep(len(part) * self.config.latency_per_token_s)
                 done = i + step >= len(words)
                 delta = "".join(part)
+                confidence = tuple(confs[i: i + step]) if confs is not None else ()
                 if done:
                     self.finished += 1
                     final = Completion(text=text, completion_tokens=tokens, finish_reason=finish,
                                        prompt_tokens=len(request.prompt_text().split()),
                                        latency_s=time.monotonic() - t0)
-                    yield Chunk(text=delta, completion_tokens=tokens, completion=final)
+                    yield Chunk(text=delta, completion_tokens=tokens, completion=final, confidence=confidence)
                 else:
-                    yield Chunk(text=delta, completion_tokens=i + len(part))
+                    yield Chunk(text=delta, completion_tokens=i + len(part), confidence=confidence)
 
     async def _one(self, request: GenerateRequest, choice: int) -> Completion:
         text, tokens, seconds, finish = self.plan(request, choice)
+        full = text
+        if request.confidence_stop is not None:
+            text, tokens, seconds, finish = self._cut(request, (text, tokens, seconds, finish))
         t0 = time.monotonic()
         async with self._slot():
             await asyncio.sleep(seconds)
         self.finished += 1
         logprobs = None
-        if request.logprobs is not None:
+        k = request.logprobs if request.confidence_stop is None else max(request.logprobs or 0, 1)
+        if k is not None:
             rng = _rng(self.config.seed, text, "logprobs")
-            logprobs = tuple(
-                TokenLogprob(token=w, logprob=math.log(rng.uniform(0.3, 1.0))) for w in text.split()
-            )
+            words = text.split()
+            if k == 0:
+                logprobs = tuple(TokenLogprob(token=w, logprob=math.log(rng.uniform(0.3, 1.0))) for w in words)
+            else:  # top-k alternatives that carry the word's confidence (-mean of them)
+                confs = self.confidences(request, full)
+                logprobs = tuple(TokenLogprob(token=w, logprob=-c, top=((w, -c),) * k) for w, c in zip(words, confs))
         return Completion(
             text=text, completion_tokens=tokens, prompt_tokens=_words(request.prompt_text()) if choice == 0 else 0,
             finish_reason=finish, logprobs=logprobs, latency_s=time.monotonic() - t0,

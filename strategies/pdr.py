@@ -64,7 +64,7 @@ class SRConfig(PDRConfig):
 
 def rank(samples: list[Sample]) -> list[Sample]:
     votes = vote_counts(samples)
-    conf = lambda s: s.stats.mean_logprob if s.stats else 0.0
+    conf = lambda s: s.stats.mean_logprob if s.stats and s.stats.mean_logprob is not None else 0.0
     return sorted((s for s in samples if s.status == "ok"),
                   key=lambda s: (-votes.get(s.answer, 0), -conf(s), s.completion_tokens, s.index))
 

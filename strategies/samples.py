@@ -2,10 +2,11 @@
 to their equivalence class, an incremental early-stop rule, the Answer from a vote, and a text cut to a token limit."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 from tts.kernel.context import BranchOutcome, Context
-from tts.kernel.types import Answer, Completion, Sample
+from tts.kernel.confidence import lowest_group
+from tts.kernel.types import Answer, Completion, Sample, TraceStats
 from tts.kit import stopping
 from tts.kit.aggregate import vote_counts
 from tts.kit.voting import semantic_entropy, trace_stats, vote
@@ -14,8 +15,16 @@ VoteRule = Literal["majority", "logprob", "deepconf", "entropy", "shortest"]
 StopName = Literal["decided", "lead", "beta", "dirichlet"]
 
 
-def to_sample(ctx: Context, index: int, completion: Completion) -> Sample:
-    stats = trace_stats(completion.logprobs) if completion.logprobs else None
+def to_sample(ctx: Context, index: int, completion: Completion, window: int = 64) -> Sample:
+    stats = None
+    if completion.logprobs:
+        stats = trace_stats(completion.logprobs, window)
+    elif completion.confidence:
+        stats = TraceStats(tokens=len(completion.confidence), lowest_window_conf=lowest_group(completion.confidence,
+                                                                                              window))
+    if completion.finish_reason == "confidence":  # cut short by a confidence stop: its partial text has no answer
+        return Sample(index=index, text=completion.text, answer=None, completion_tokens=completion.completion_tokens,
+                      status="lowconf", stats=stats, thinking_tokens=completion.thinking_tokens)
     answer = ctx.task.extract(completion.text)
     ctx.emit("partial_answer", answer=answer)  # anytime consumers (the server's stream) watch these
     return Sample(index=index, text=completion.text, answer=answer, completion_tokens=completion.completion_tokens,
@@ -34,19 +43,26 @@ def canonical(ctx: Context, samples: list[Sample]) -> list[Sample]:
     return [s if s.answer == a else s.model_copy(update={"answer": a}) for s, a in zip(samples, answers)]
 
 
-def vote_stop_rule(ctx: Context, name: StopName, params: dict[str, float]):
-    """A branch group's stop rule: stop once the vote over the samples so far is settled by criterion `name`.
-    It keeps the votes and the class representatives as outcomes arrive: O(classes) per outcome, not O(n)."""
+def vote_stop_rule(ctx: Context, name: StopName, params: dict[str, float], prior: Sequence[Sample] = ()):
+    """A branch group's stop rule: stop once the vote over the samples so far (`prior` ones included) is settled by
+    criterion `name`. It keeps the votes and the class representatives as outcomes arrive: O(classes) per outcome."""
     criterion = stopping.make(name, **params)
     reps: list[str] = []
     votes: dict[str, int] = {}
 
-    def rule(outcome: BranchOutcome[Sample], pending: int) -> str | None:
-        if outcome.status == "ok" and outcome.value is not None and outcome.value.answer is not None:
-            answer = ctx.task.canonicalize([*reps, outcome.value.answer])[-1]
+    def count(sample: Sample) -> None:
+        if sample.status == "ok" and sample.answer is not None:
+            answer = ctx.task.canonicalize([*reps, sample.answer])[-1]
             if answer not in votes:
                 reps.append(answer)
             votes[answer] = votes.get(answer, 0) + 1
+
+    for sample in prior:
+        count(sample)
+
+    def rule(outcome: BranchOutcome[Sample], pending: int) -> str | None:
+        if outcome.status == "ok" and outcome.value is not None:
+            count(outcome.value)
         return f"vote settled ({name})" if votes and criterion(votes, pending) else None
 
     return rule

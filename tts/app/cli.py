@@ -106,6 +106,9 @@ def eval_(
     budget_calls: Optional[int] = typer.Option(None, help="engine calls per problem"),
     budget_seconds: Optional[float] = typer.Option(None, help="wall seconds per problem"),
     budget_usd: Optional[float] = typer.Option(None, help="USD per problem, at --price"),
+    budget_tokens_total: Optional[int] = typer.Option(None, help="generated tokens for the whole run, allocated in "
+                                                      "rounds to the problems whose votes are least settled (sc; -n "
+                                                      "caps a problem, default 16)"),
     price: Optional[str] = typer.Option(None, help="the engine's price: PROMPT,COMPLETION[,CACHED] USD per 1M tokens"),
     sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
     sim_latency: float = typer.Option(0.001, help="engine sim: seconds per token"),

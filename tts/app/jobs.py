@@ -76,13 +76,14 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     espec = engine_spec(kind, **spec.engine_options())
     price = spec.engine_price()
     problems = t.load(spec.data, spec.fields)[: spec.limit]
+    alloc = spec.allocation()
     rid = spec.run_id
+    if spec.output.exists() and not spec.output.is_dir():
+        raise DataError(f"--output {spec.output} is a file, not a folder")
     if spec.resume and rid is None:
         runs = sorted(spec.output.glob("*/config.json"), key=lambda p: p.stat().st_mtime)
         if not runs:
             raise ConfigError(f"--resume: no run folder in {spec.output}")
-    if spec.output.exists() and not spec.output.is_dir():
-        raise DataError(f"--output {spec.output} is a file, not a folder")
         rid = runs[-1].parent.name
     rid = rid or f"{spec.task}-{s.name}-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_config = {"task": spec.task, "data": str(spec.data) if spec.data else t.origin(),
@@ -91,6 +92,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                   "base_url": spec.base_url, "engine_args": spec.engine_args, "request_args": spec.request_args,
                   "seed": spec.seed, "limit": spec.limit, "concurrency": spec.concurrency,
                   "budget": spec.budget().model_dump(),
+                  **({"allocation": alloc.model_dump()} if alloc else {}),
                   "reasoning": spec.reasoning.model_dump() if spec.reasoning else None, "price": spec.price, "manifest": manifest(spec),
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
                      if kind == "sim" else {})}
@@ -123,6 +125,12 @@ async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, 
     from tts.app.runner import run_eval
 
     run_dir = spec.output / rid
+    if "allocation" in run_config:
+        from tts.app.allocate import run_allocated
+
+        summary = await run_allocated(engine, t, s, config, problems, run_dir, run_config, spec.allocation(),
+                                      concurrency=spec.concurrency, budget=spec.budget(), reasoning=spec.reasoning)
+        return summary, run_dir
     summary = await run_eval(engine, t, s, config, problems, run_dir, run_config, resume=spec.resume,
                              concurrency=spec.concurrency, budget=spec.budget(), progress=progress, done=done,
                              reasoning=spec.reasoning)

@@ -41,6 +41,8 @@ class RunSpec(BaseModel):
     budget_calls: int | None = Field(None, ge=1)
     budget_seconds: float | None = Field(None, gt=0)
     budget_usd: float | None = Field(None, gt=0)
+    # one budget for the whole run, allocated across problems in rounds (tts/kit/allocation.py); n caps a problem
+    budget_tokens_total: int | None = Field(None, ge=1)
     price: str | None = None  # "PROMPT,COMPLETION[,CACHED]" USD per million tokens, for the money budget
     sim_accuracy: float = Field(0.7, ge=0.0, le=1.0)
     sim_latency: float = Field(0.001, ge=0.0)
@@ -68,6 +70,21 @@ class RunSpec(BaseModel):
     def budget(self) -> BudgetConfig:
         return BudgetConfig(max_tokens=self.budget_tokens, max_calls=self.budget_calls,
                             max_seconds=self.budget_seconds, max_usd=self.budget_usd)
+
+    def allocation(self):
+        """The job-level budget's settings, or None for a run that gives every problem the same n."""
+        from tts.kit.allocation import AllocationConfig
+
+        if self.budget_tokens_total is None:
+            return None
+        from tts.strategies.compose import is_composition
+
+        if is_composition(self.strategy) or strategies.get(self.strategy).name != "self-consistency":
+            raise ConfigError("--budget-tokens-total allocates samples across problems: it applies to strategy "
+                              "self-consistency (sc)")
+        if self.executor != "local":
+            raise ConfigError("--budget-tokens-total runs on the local executor")
+        return AllocationConfig(total_tokens=self.budget_tokens_total, max_samples=self.n or 16)
 
     def engine_price(self) -> Price | None:
         if self.price is None:

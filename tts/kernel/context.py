@@ -82,7 +82,18 @@ class Context:
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         """One engine call, charged to the budget and traced under the current branch (two, when a thinking
-        budget cuts a reasoning model's thinking and it answers in a continuation)."""
+        budget cuts a reasoning model's thinking and it answers in a continuation). A confidence stop runs in the
+        engine where it can (finish_reason "confidence"), else as a stream the context cancels."""
+        if request.confidence_stop is not None:
+            if not self.engine.capabilities.confidence_stop:
+                return [await self._stream_confident(request)]
+            if self.reasoning is not None:  # thinking is cut by confidence here, not by a thinking budget
+                request = instructed(self.reasoning, request)
+            completions = await self._call(request, lambda req, progress: self.engine.generate(req))
+            for c in completions:
+                if c.finish_reason == "confidence":
+                    self.emit("confidence_stop", by="engine", tokens=c.completion_tokens)
+            return split_all(self, completions) if self.reasoning is not None else completions
         if self.reasoning is not None:
             return await think(self, request)
         return await self._call(request, lambda req, progress: self.engine.generate(req))
@@ -90,10 +101,32 @@ class Context:
     async def raw_generate(self, request: GenerateRequest) -> list[Completion]:
         return await self._call(request, lambda req, progress: self.engine.generate(req))
 
-    async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None) -> Completion:
+    async def _stream_confident(self, request: GenerateRequest) -> Completion:
+        from tts.kernel.confidence import WindowConfidence
+
+        stop = request.confidence_stop
+        if request.n != 1 or not self.engine.capabilities.stream:
+            raise ValueError(f"engine '{self.engine.name}' cannot stop traces on confidence itself: it needs "
+                             f"n=1 requests and streaming")
+        window, seen = WindowConfidence(stop.window), []
+
+        def low(chunk: Chunk) -> bool:
+            seen.extend(chunk.confidence)
+            return window.below(stop, chunk.confidence)
+
+        request = request.model_copy(update={"confidence_stop": None,
+                                             "logprobs": max(request.logprobs or 0, stop.top_k)})
+        completion = await self.stream(request, until=low)
+        if completion.finish_reason == "confidence":
+            self.emit("confidence_stop", by="client", tokens=completion.completion_tokens)
+        return completion.model_copy(update={"confidence": tuple(seen)})
+
+    async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None, *,
+                     until: Callable[[Chunk], bool] | None = None) -> Completion:
         """One completion, streamed: `on_chunk` sees each piece as it arrives (a pruner reads partial traces, a
         planner parses lines). Cancelling the caller aborts the request; the tokens generated until then are charged.
-        Engines that cannot stream are called with generate() and give one chunk."""
+        When `until` returns True for a chunk, the request is aborted and the text so far comes back with
+        finish_reason "confidence". Engines that cannot stream are called with generate() and give one chunk."""
         if request.n != 1:
             raise ValueError("stream() takes n=1 requests")
         if not self.engine.capabilities.stream:
@@ -104,7 +137,7 @@ class Context:
             return completion
 
         async def consume(req: GenerateRequest, progress: list[int]) -> list[Completion]:
-            completion = None
+            completion, parts = None, []
             async with contextlib.aclosing(self.engine.stream(req)) as chunks:
                 async for chunk in chunks:
                     progress[0] = chunk.completion_tokens
@@ -112,6 +145,11 @@ class Context:
                         completion = chunk.completion
                     if on_chunk:
                         on_chunk(chunk)
+                    if until is not None:
+                        parts.append(chunk.text)
+                        if completion is None and until(chunk):  # closing the stream aborts the request
+                            return [Completion(text="".join(parts), completion_tokens=chunk.completion_tokens,
+                                               finish_reason="confidence")]
             if completion is None:
                 raise RuntimeError("the engine's stream ended without a final completion")
             return [completion]

@@ -16,6 +16,9 @@ class Capabilities(Frozen):
     logprobs: bool = True  # completions carry token logprobs when asked
     tokenizer: bool = False  # count_tokens() uses the model's own tokenizer (else an estimate)
     prefix_cache: bool = False  # prompts sharing a prefix are served partly from cache (cached_prompt_tokens)
+    # ends a trace itself when request.confidence_stop says so (finish_reason "confidence"); else the context
+    # streams the trace and cancels it
+    confidence_stop: bool = False
 
 
 @runtime_checkable

@@ -16,6 +16,16 @@ class Message(Frozen):
     content: str
 
 
+class ConfidenceStop(Frozen):
+    """DeepConf online: stop a trace once the mean token confidence of its last `window` tokens is below
+    `threshold` (see tts/kernel/confidence.py)."""
+
+    threshold: float
+    # DeepConf uses 2,048 on traces of tens of thousands of tokens; word-problem traces are 100-400 tokens long
+    window: int = Field(32, ge=1)
+    top_k: int = Field(10, ge=1, le=20)  # a token's confidence is -mean of its top-k logprobs
+
+
 class GenerateRequest(Frozen):
     """One call to an engine: a raw prompt or chat messages, and how to sample `n` completions of it."""
 
@@ -31,6 +41,8 @@ class GenerateRequest(Frozen):
     logprobs: int | None = None
     # The last message is an assistant message to be continued, not answered (APR resumes a parent this way).
     continue_final: bool = False
+    # End the trace when its confidence falls (in the engine where it can, else by the context while streaming)
+    confidence_stop: ConfidenceStop | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> "GenerateRequest":
@@ -71,6 +83,8 @@ class Completion(Frozen):
     # reasoning models: the thinking part, apart from `text` (the answer part), and its tokens
     thinking: str | None = None
     thinking_tokens: int = 0
+    # token confidences of a streamed trace (a context-side confidence stop collects them instead of logprobs)
+    confidence: tuple[float, ...] | None = None
 
 
 class Chunk(Frozen):
@@ -79,6 +93,8 @@ class Chunk(Frozen):
     text: str
     completion_tokens: int  # generated so far
     completion: Completion | None = None
+    # the new tokens' confidences (-mean of top-k logprobs), when the request asked for logprobs
+    confidence: tuple[float, ...] = ()
 
 
 class Usage(Frozen):
@@ -123,7 +139,7 @@ class TraceStats(Frozen):
     """Confidence statistics of one trace, from its token logprobs (see tts.voting)."""
 
     tokens: int
-    mean_logprob: float
+    mean_logprob: float | None = None  # needs logprobs (a stream cut by confidence has only confidences)
     mean_entropy: float | None = None  # needs top logprobs
     lowest_window_conf: float | None = None  # needs top logprobs
 
@@ -136,7 +152,8 @@ class Sample(Frozen):
     answer: str | None
     completion_tokens: int
     # "inherited": pruned as redundant, and voting as the kept trace it was judged redundant with (see tts/prune.py)
-    status: Literal["ok", "error", "cancelled", "pruned", "budget", "inherited"] = "ok"
+    # "lowconf": ended by a confidence stop (DeepConf online); it casts no vote
+    status: Literal["ok", "error", "cancelled", "pruned", "budget", "inherited", "lowconf"] = "ok"
     error: str | None = None
     stats: TraceStats | None = None
     thinking_tokens: int = 0

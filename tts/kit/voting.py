@@ -17,6 +17,7 @@ import math
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
+from tts.kernel.confidence import confidences, lowest_group
 from tts.kernel.types import Sample, TokenLogprob, TraceStats
 
 VOTING = ("ok", "inherited")  # sample statuses that cast a vote
@@ -27,20 +28,14 @@ def trace_stats(logprobs: Sequence[TokenLogprob], window: int = 64) -> TraceStat
     mean_lp = sum(lps) / len(lps) if lps else 0.0
     if not logprobs or not logprobs[0].top:
         return TraceStats(tokens=len(lps), mean_logprob=mean_lp)
-    entropies, confs = [], []
+    entropies = []
     for t in logprobs:
         probs = [math.exp(lp) for _, lp in t.top] or [math.exp(t.logprob)]
         z = sum(probs)
         entropies.append(-sum(p / z * math.log(p / z) for p in probs if p > 0))
-        confs.append(-sum(lp for _, lp in t.top) / len(t.top))
-    w = max(1, min(window, len(confs)))
-    running = sum(confs[:w])
-    lowest = running
-    for i in range(w, len(confs)):
-        running += confs[i] - confs[i - w]
-        lowest = min(lowest, running)
+    confs = confidences(logprobs, len(logprobs[0].top))
     return TraceStats(tokens=len(lps), mean_logprob=mean_lp, mean_entropy=sum(entropies) / len(entropies),
-                      lowest_window_conf=lowest / w)
+                      lowest_window_conf=lowest_group(confs, window))
 
 
 def voters(samples: Iterable[Sample]) -> list[Sample]:

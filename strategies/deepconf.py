@@ -1,0 +1,79 @@
+"""DeepConf online (Fu et al., "Deep Think with Confidence"): a few warm-up traces run to the end and calibrate a
+confidence threshold; every later trace is ended as soon as its sliding-window confidence falls below it (inside
+the engine where the engine can, else by cancelling its stream), and the group stops once the vote is settled.
+The answer is the confidence-weighted vote of the traces that finished.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+from pydantic import Field
+
+from tts.kernel.confidence import calibrate
+from tts.kernel.context import Context
+from tts.kernel.types import Answer, ConfidenceStop, Frozen, GenerateRequest, Problem, Sample
+from tts.strategies import StrategySpec, register
+from tts.strategies.samples import StopName, VoteRule, answer_from, outcome_sample, to_sample, vote_stop_rule
+
+
+class DeepConfConfig(Frozen):
+    n: int = Field(16, ge=2, le=16_384, description="traces at most, warm-up included")
+    warmup: int = Field(4, ge=1, description="traces that run to the end and calibrate the threshold")
+    # the share of warm-up-like traces allowed to finish: 0.9 is DeepConf-high (safe), 0.1 DeepConf-low (aggressive)
+    keep: float = Field(0.9, gt=0.0, le=1.0)
+    window: int = Field(32, ge=1)
+    top_k: int = Field(10, ge=1, le=20)
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1)
+    seed: int = 0
+    early_stop: bool = True  # stop the remaining traces once the vote (warm-up included) is settled
+    stop_rule: StopName = "decided"
+    stop_params: dict[str, float] = Field(default_factory=dict)
+    vote: VoteRule = "deepconf"
+
+
+def _warmup_lowest(samples: list[Sample]) -> list[float]:
+    return [s.stats.lowest_window_conf for s in samples
+            if s.status == "ok" and s.stats is not None and s.stats.lowest_window_conf is not None]
+
+
+async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
+    if config.warmup >= config.n:
+        raise ValueError(f"deepconf: warmup ({config.warmup}) must be below n ({config.n})")
+    base = GenerateRequest(messages=ctx.task.messages(problem), max_tokens=config.max_tokens,
+                           temperature=config.temperature, top_p=config.top_p, logprobs=config.top_k)
+
+    async def one(i: int, stop: ConfidenceStop | None) -> Sample:
+        request = base.model_copy(update={"seed": config.seed + i, "confidence_stop": stop})
+        [completion] = await ctx.generate(request)
+        return to_sample(ctx, i, completion, window=config.window)
+
+    warm = await ctx.branches([partial(one, i, None) for i in range(config.warmup)], label="warmup")
+    warmup = [outcome_sample(o) for o in warm]
+    lowest = _warmup_lowest(warmup)
+    if not lowest:  # every warm-up trace failed: nothing to calibrate on, and nothing more is worth spending
+        return answer_from(ctx, warmup, config.vote, threshold=None, warmup=config.warmup)
+    threshold = calibrate(lowest, config.keep)
+    stop = ConfidenceStop(threshold=threshold, window=config.window, top_k=config.top_k)
+    ctx.emit("confidence_threshold", threshold=round(threshold, 4), warmup=len(lowest), keep=config.keep)
+    rule = vote_stop_rule(ctx, config.stop_rule, config.stop_params, prior=warmup) if config.early_stop else None
+    # the warm-up may already settle the vote (every trace agreeing): then no trace is worth starting
+    settled = rule is not None and rule_settled(rule, config.n - config.warmup)
+    rest = [] if settled else await ctx.branches(
+        [partial(one, i, stop) for i in range(config.warmup, config.n)], label="sample", stop_when=rule)
+    samples = warmup + [outcome_sample(o) for o in rest]
+    lowconf = sum(s.status == "lowconf" for s in samples)
+    by = "engine" if ctx.engine.capabilities.confidence_stop else "client"
+    return answer_from(ctx, samples, config.vote, stopped_early=settled or any(o.status == "cancelled" for o in rest),
+                       threshold=round(threshold, 4), warmup=config.warmup, lowconf=lowconf, stopped_by=by)
+
+
+def rule_settled(rule, pending: int) -> bool:
+    """Whether the votes a stop rule already holds settle the group before any branch starts."""
+    from tts.kernel.branches import BranchOutcome
+
+    return rule(BranchOutcome(index=-1, path=(), status="cancelled"), pending) is not None
+
+
+register(StrategySpec("deepconf", run, DeepConfConfig))
