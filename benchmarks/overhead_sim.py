@@ -6,12 +6,16 @@
    Measured at several simulated decode speeds: 0.004 s/token (250 tokens/s per stream, the headline: faster than
    a batched GPU stream, so overhead shows) and slower, more typical ones, where the same CPU cost hides behind waits.
 2. Per-branch scheduling overhead: the same run with zero-latency simulation, wall time / branches.
+3. Streaming with logprobs (what DeepConf online and probing need): every sample streamed with per-token confidences
+   through the context's confidence stop (a threshold no trace reaches, so the work equals plain SC's), at
+   `chunk_tokens` tokens per streamed chunk (an engine's stream interval), same ideal as 1.
 
 Writes results/bench/overhead_sim.json.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import json
 import os
@@ -28,7 +32,8 @@ from tts import tasks  # noqa: E402
 from tts.engine_adapters.sim import SimConfig, SimulatedEngine  # noqa: E402
 from tts.strategies.self_consistency import SCConfig  # noqa: E402
 from tts.app.runner import run_eval  # noqa: E402
-from tts.kernel.types import GenerateRequest, Problem  # noqa: E402
+from tts.kernel.types import ConfidenceStop, GenerateRequest, Problem  # noqa: E402
+from tts.strategies.samples import answer_from, outcome_sample, to_sample  # noqa: E402
 
 N, PROBLEMS, IN_FLIGHT = 8, 500, 64
 
@@ -43,20 +48,39 @@ def ideal_makespan(engine: SimulatedEngine, task, probs: list[Problem], config: 
     for p in probs:
         base = GenerateRequest(messages=task.messages(p), max_tokens=config.max_tokens,
                                temperature=config.temperature, top_p=config.top_p)
-        dur = max(engine.plan(base.model_copy(update={"seed": config.seed + i}), 0)[2] for i in range(config.n))
+        plans = [(r, engine.plan(r, 0)) for r in (base.model_copy(update={"seed": config.seed + i})
+                                                   for i in range(config.n))]
+        for r, plan in plans:  # the simulator's own work, done before the clock starts (as its plans are)
+            engine.confidences(r, plan[0])
+        dur = max(plan[2] for _, plan in plans)
         start = heapq.heappop(lanes)
         heapq.heappush(lanes, start + dur)
     return max(lanes)
 
 
-async def one(latency: float, out: Path) -> tuple[float, float, int]:
+async def sc_streamed(ctx, problem, config: SCConfig):
+    """SC whose samples all stream with confidences (DeepConf's client path, with a stop that never fires)."""
+    never = ConfidenceStop(threshold=-1e9)
+    base = GenerateRequest(messages=ctx.task.messages(problem), max_tokens=config.max_tokens,
+                           temperature=config.temperature, top_p=config.top_p, confidence_stop=never)
+
+    async def draw(i: int):
+        [c] = await ctx.generate(base.model_copy(update={"seed": config.seed + i}))
+        return to_sample(ctx, i, c)
+
+    outcomes = await ctx.branches([functools.partial(draw, i) for i in range(config.n)], label="sample")
+    return answer_from(ctx, [outcome_sample(o) for o in outcomes], "majority")
+
+
+async def one(latency: float, out: Path, stream: bool = False, chunk_tokens: int = 4) -> tuple[float, float, int]:
     task, probs = tasks.get("gsm8k"), problems()
-    engine = SimulatedEngine.for_problems(probs, SimConfig(latency_per_token_s=latency, slots=N * IN_FLIGHT))
+    engine = SimulatedEngine.for_problems(probs, SimConfig(latency_per_token_s=latency, slots=N * IN_FLIGHT,
+                                                           chunk_tokens=chunk_tokens))
     config = SCConfig(n=N, early_stop=False, batch=False)
     ideal = ideal_makespan(engine, task, probs, config)
+    spec = strategies.StrategySpec("sc-streamed", sc_streamed, SCConfig) if stream else strategies.get("sc")
     t0, c0 = time.perf_counter(), time.process_time()
-    summary = await run_eval(engine, task, strategies.get("sc"), config, probs, out, {}, concurrency=IN_FLIGHT,
-                             progress=False)
+    summary = await run_eval(engine, task, spec, config, probs, out, {}, concurrency=IN_FLIGHT, progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert summary["problems"] == PROBLEMS and engine.finished == PROBLEMS * N
     return wall, ideal, engine.max_in_flight, cpu
@@ -70,6 +94,15 @@ async def main() -> None:
         for latency in (0.002, 0.01, 0.02):
             w, i, _, _ = await one(latency, Path(tmp) / f"s{latency}")
             sweep[str(latency)] = {"wall_s": round(w, 3), "ideal_s": round(i, 3), "wall_over_ideal": round(w / i, 4)}
+        streamed = {}
+        for chunk in (1, 4, 16):
+            for latency in (0.002, 0.004):
+                w, i, _, c = await one(latency, Path(tmp) / f"st{chunk}-{latency}", stream=True, chunk_tokens=chunk)
+                streamed[f"{chunk}_tokens_per_chunk@{latency}"] = {
+                    "wall_s": round(w, 3), "ideal_s": round(i, 3), "wall_over_ideal": round(w / i, 4),
+                    "cpu_s": round(c, 3)}
+            _, _, _, c0s = await one(0.0, Path(tmp) / f"st{chunk}-0", stream=True, chunk_tokens=chunk)
+            streamed[f"{chunk}_tokens_per_chunk_per_branch_cpu_us"] = round(c0s / (PROBLEMS * N) * 1e6, 1)
     sweep["0.004"] = {"wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "wall_over_ideal": round(wall / ideal, 4)}
     branches = PROBLEMS * N
     result = {
@@ -80,6 +113,7 @@ async def main() -> None:
         "zero_latency_wall_s": round(wall0, 3),
         "per_branch_overhead_us": round(wall0 / branches * 1e6, 1),
         "per_branch_cpu_us": round(cpu0 / branches * 1e6, 1),
+        "streamed_with_confidence": streamed,
         "machine_load_1min": round(os.getloadavg()[0], 2),
         "note": "per-branch overhead includes the whole pipeline: request building, budget, trace events, DAG, "
                 "answer extraction, voting, results and trace files",

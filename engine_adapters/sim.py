@@ -68,6 +68,7 @@ class SimulatedEngine(EngineBase):
         if self.config.confidence_stop:
             self.capabilities = self.capabilities.model_copy(update={"confidence_stop": True})
         self._plans: dict[tuple, tuple[str, int, float, str]] = {}
+        self._confidences: dict[tuple[str, str], list[float]] = {}
         self.started = 0
         self.finished = 0
         self.aborted = 0
@@ -147,11 +148,16 @@ class SimulatedEngine(EngineBase):
         return await gather_owned(self._one(request, i) for i in range(request.n))
 
     def confidences(self, request: GenerateRequest, text: str) -> list[float]:
-        """Each word's confidence: a pure function of the text, lower by `confidence_gap` when its answer is wrong."""
-        gold = self._oracle(request.prompt_text())
-        gap = self.config.confidence_gap if gold is not None and not text.endswith(f" {gold}.") else 0.0
-        rng = _rng(self.config.seed, text, "confidence")
-        return [rng.uniform(0.5, 2.5) - gap for _ in text.split()]
+        """Each word's confidence: a pure function of the text, lower by `confidence_gap` when its answer is wrong.
+        Memoized like plans: the simulator's own cost should not show up as orchestration overhead."""
+        prompt = request.prompt_text()
+        key = (prompt, text)
+        if key not in self._confidences:
+            gold = self._oracle(prompt)
+            gap = self.config.confidence_gap if gold is not None and not text.endswith(f" {gold}.") else 0.0
+            rng = _rng(self.config.seed, text, "confidence")
+            self._confidences[key] = [rng.uniform(0.5, 2.5) - gap for _ in text.split()]
+        return self._confidences[key]
 
     def _cut(self, request: GenerateRequest, plan: tuple[str, int, float, str]) -> tuple[str, int, float, str]:
         """The plan as the engine's own confidence stop would end it."""

@@ -68,7 +68,11 @@ class VLLMEngine(EngineBase):
 
         defaults = dict(enable_prefix_caching=True, enforce_eager=enforce_eager, dtype=dtype,
                         max_model_len=max_model_len, seed=seed, max_num_seqs=max_num_seqs, disable_log_stats=True,
-                        use_tqdm_on_load=os.environ.get("TTS_QUIET_ENGINE") != "1")
+                        use_tqdm_on_load=os.environ.get("TTS_QUIET_ENGINE") != "1",
+                        # streamed traces arrive 16 tokens at a time: on the simulator at GPU speed, 512 streams
+                        # cost 2.6x the ideal wall time at one token per chunk, 1.14x (as much as not streaming) at
+                        # 16 (results/bench/overhead_sim.json); the confidence stop in the engine stays exact
+                        stream_interval=16)
         given = dict(engine_args or {})
         # the confidence stop is one more processor; a user's own processors are kept
         given["logits_processors"] = [*(given.get("logits_processors") or []), ConfidenceStopProcessor]

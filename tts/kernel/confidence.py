@@ -55,12 +55,24 @@ class WindowConfidence:
             self.push(v)
 
     def below(self, stop: ConfidenceStop, values: Iterable[float]) -> bool:
-        """Push tokens; True as soon as a full window's mean is under the threshold."""
+        """Push tokens; True as soon as a full window's mean is under the threshold. (push() inlined: this runs on
+        every streamed chunk of every branch.)"""
+        buf, total, window, limit = self._buf, self._sum, self.window, stop.threshold * self.window
+        hit = False
         for v in values:
-            mean = self.push(v)
-            if mean is not None and mean < stop.threshold:
-                return True
-        return False
+            buf.append(v)
+            total += v
+            self.tokens += 1
+            if len(buf) > window:
+                total -= buf.popleft()
+            if len(buf) == window:
+                if self.lowest is None or total / window < self.lowest:
+                    self.lowest = total / window
+                if total < limit:
+                    hit = True
+                    break
+        self._sum = total
+        return hit
 
 
 def lowest_group(values: Sequence[float], window: int) -> float:

