@@ -23,7 +23,8 @@ from tts import tasks
 from tts.strategies.self_consistency import SCConfig
 from tts.kernel.context import Context
 from tts.kit.embed import embed
-from tts.kit.prune import PROBE_SUFFIX, PruneConfig, last_step
+from tts.kit.prune import PruneConfig, last_step
+from tts.kit.watched import PROBE_SUFFIX
 from tts.kernel.types import GenerateRequest, Message
 
 

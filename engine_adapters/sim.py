@@ -5,6 +5,7 @@ was told the answer to, it writes a reasoning-like text ending in "The answer is
 probability. Each completion takes `prefill_s + tokens * latency_per_token_s` of wall time inside one of `slots`
 concurrent slots; cancelling the awaiting task frees the slot at once and counts as an abort.
 Everything (text, length, correctness, logprobs) is a pure function of (seed, prompt, request seed, choice index).
+An answer probe on the prefix of one of its traces answers with the answer that trace is heading for.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tts.kernel.budget import Price
 from tts.kernel.confidence import first_stop
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
+from tts.kit.watched import PROBE_SUFFIX
 
 _FILLER = (
     "First we read the problem carefully.", "We note the quantities given.", "Next we combine them step by step.",
@@ -102,9 +104,23 @@ class SimulatedEngine(EngineBase):
             self._plans[key] = self._plan(request, choice)
         return self._plans[key]
 
+    def _probe(self, request: GenerateRequest) -> str | None:
+        """An answer probe (tts/kit/watched.py) on a prefix of a trace this simulator wrote: the answer that trace
+        is heading for, as a model that has settled would say it. None for any other request."""
+        if not request.continue_final or not request.messages or not request.messages[-1].content.endswith(
+                PROBE_SUFFIX):
+            return None
+        prefix = request.messages[-1].content[: -len(PROBE_SUFFIX)]
+        for text, *_ in self._plans.values():
+            if prefix and text.startswith(prefix) and "The answer is " in text:
+                return " " + text.rsplit("The answer is ", 1)[1]
+        return None
+
     def _plan(self, request: GenerateRequest, choice: int) -> tuple[str, int, float, str]:
         c = self.config
         scripted = self._responder(request)
+        if scripted is None:
+            scripted = self._probe(request)
         if scripted is not None:  # as an engine would: cut at a stop string (dropped) or at max_tokens
             finish = "stop"
             for stop in request.stop:

@@ -25,6 +25,7 @@ from tts.strategies import StrategySpec, register
 from tts.strategies.samples import VoteRule, answer_from, canonical, fit_tail, outcome_sample, to_sample
 from tts.kit.aggregate import vote_counts
 from tts.kernel.context import Context
+from tts.kit.probe import ProbeConfig, run_probed
 from tts.kit.prune import PruneConfig, run_pruned
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample, Usage
 from tts.kit.voting import semantic_entropy
@@ -54,6 +55,7 @@ class PDRConfig(Frozen):
     vote: VoteRule = "majority"
     seed: int = 0
     prune: PruneConfig | None = None  # prune redundant drafts of a round while they stream
+    probe: ProbeConfig | None = None  # stop a round's drafts once their probed answers agree (tts/kit/probe.py)
 
 
 class SRConfig(PDRConfig):
@@ -65,7 +67,7 @@ class SRConfig(PDRConfig):
 def rank(samples: list[Sample]) -> list[Sample]:
     votes = vote_counts(samples)
     conf = lambda s: s.stats.mean_logprob if s.stats and s.stats.mean_logprob is not None else 0.0
-    return sorted((s for s in samples if s.status == "ok"),
+    return sorted((s for s in samples if s.status in ("ok", "probed")),
                   key=lambda s: (-votes.get(s.answer, 0), -conf(s), s.completion_tokens, s.index))
 
 
@@ -105,7 +107,12 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig, upstream: Answe
                                   top_p=config.top_p, logprobs=0)
 
         requests = [request.model_copy(update={"seed": config.seed + 1000 * r + i}) for i in range(config.drafts)]
-        if config.prune is not None:
+        probed = None
+        if config.probe is not None:
+            outcomes, probed = await run_probed(ctx, requests, config.probe, label=f"round{r + 1}",
+                                                convert=lambda i, c: to_sample(ctx, i, c))
+            pruned = len(probed.pruned)
+        elif config.prune is not None:
             outcomes, pruner = await run_pruned(ctx, requests, config.prune, label=f"round{r + 1}",
                                                 convert=lambda i, c: to_sample(ctx, i, c))
             pruned = len(pruner.pruned)
@@ -116,8 +123,9 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig, upstream: Answe
 
             outcomes = await ctx.branches([partial(draft, i) for i in range(config.drafts)], label=f"round{r + 1}")
             pruned = 0
-        samples = canonical(ctx, [outcome_sample(o) for o in outcomes if o.status != "pruned"])
-        answers = [s.answer for s in samples if s.status == "ok"]
+        samples = canonical(ctx, [probed.sample(o, outcome_sample) if probed else outcome_sample(o)
+                                  for o in outcomes if o.status != "pruned"])
+        answers = [s.answer for s in samples if s.status in ("ok", "probed")]
         agreement = answers if config.drafts > 1 else ([previous] if previous else []) + answers
         entropy = semantic_entropy(agreement) if agreement else None
         spent = ctx.usage - before

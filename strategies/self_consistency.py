@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Problem, Sample
+from tts.kit.probe import ProbeConfig, run_probed
 from tts.kit.prune import PruneConfig, PruneRecord, inherit_votes, run_pruned
 from tts.strategies import StrategySpec, register
 from tts.strategies.samples import StopName, VoteRule, answer_from, outcome_sample, to_sample, vote_stop_rule
@@ -30,6 +31,14 @@ class SCConfig(Frozen):
     batch: bool = True
     # Redundancy pruning of in-flight samples (they stream; see tts/kit/prune.py); None = off.
     prune: PruneConfig | None = None
+    # Probe consensus: stop the samples once their probed current answers agree (tts/kit/probe.py); None = off.
+    probe: ProbeConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_watcher(self) -> "SCConfig":
+        if self.prune is not None and self.probe is not None:
+            raise ValueError("prune and probe both watch the streaming samples: choose one")
+        return self
 
     def wanted_logprobs(self) -> int | None:
         if self.logprobs is not None:
@@ -52,6 +61,13 @@ async def sample(ctx: Context, problem: Problem, config: SCConfig) -> Sampled:
         top_p=config.top_p, seed=config.seed, logprobs=config.wanted_logprobs(),
     )
     stop = vote_stop_rule(ctx, config.stop_rule, config.stop_params) if config.early_stop else None
+    if config.probe is not None:
+        requests = [base.model_copy(update={"seed": config.seed + i}) for i in range(config.n)]
+        outcomes, watcher = await run_probed(ctx, requests, config.probe, stop_when=stop,
+                                             convert=lambda i, c: to_sample(ctx, i, c))
+        samples = [watcher.sample(o, outcome_sample) for o in outcomes]
+        return Sampled(samples=tuple(samples), stopped_early=bool(watcher.stopped) or any(
+            o.status == "cancelled" and o.index not in watcher.stopped for o in outcomes))
     if config.prune is not None:
         requests = [base.model_copy(update={"seed": config.seed + i}) for i in range(config.n)]
         outcomes, pruner = await run_pruned(ctx, requests, config.prune, stop_when=stop,

@@ -152,8 +152,9 @@ class Sample(Frozen):
     answer: str | None
     completion_tokens: int
     # "inherited": pruned as redundant, and voting as the kept trace it was judged redundant with (see tts/prune.py)
-    # "lowconf": ended by a confidence stop (DeepConf online); it casts no vote
-    status: Literal["ok", "error", "cancelled", "pruned", "budget", "inherited", "lowconf"] = "ok"
+    # "lowconf": ended by a confidence stop (DeepConf online); it casts no vote. "probed": stopped when the group's
+    # probed answers agreed (tts/kit/probe.py); it votes with its last probed answer
+    status: Literal["ok", "error", "cancelled", "pruned", "budget", "inherited", "lowconf", "probed"] = "ok"
     error: str | None = None
     stats: TraceStats | None = None
     thinking_tokens: int = 0

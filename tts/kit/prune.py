@@ -16,7 +16,6 @@ afterwards outside the run's budget, to measure how often a prune threw away an 
 """
 from __future__ import annotations
 
-import asyncio
 import re
 from functools import partial
 from typing import Any, Callable, Literal
@@ -26,9 +25,8 @@ from pydantic import Field
 from tts.kernel.branches import BranchOutcome, StopRule
 from tts.kernel.budget import Budget
 from tts.kernel.context import Context
-from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Message, Sample
-
-PROBE_SUFFIX = "\n\nSo far, my current best guess for the final answer is: The answer is"
+from tts.kernel.types import Completion, Frozen, GenerateRequest, Message, Sample
+from tts.kit.watched import Checkpoints, probe_answers, run_watched
 
 
 class PruneConfig(Frozen):
@@ -134,38 +132,16 @@ def select_prunes(clusters: list[list[tuple[int, float]]], running: set[int], qu
     return out
 
 
-class Pruner:
+class Pruner(Checkpoints):
     def __init__(self, ctx: Context, config: PruneConfig, requests: list[GenerateRequest]) -> None:
+        super().__init__(len(requests), config.checkpoint_tokens)
         self.ctx, self.config, self.requests = ctx, config, requests
-        self.text = [""] * len(requests)
-        self.tokens = [0] * len(requests)
-        self._next_check = [config.checkpoint_tokens] * len(requests)
-        self.wake = asyncio.Event()
-        self.due = False
         self.pruned: list[PruneRecord] = []
         # the numbers signal ignores the numbers the question already gives (every trace repeats them)
         self._question_numbers = numbers(requests[0].prompt_text()) if config.signal == "numbers" else frozenset()
 
-    def on_chunk(self, i: int, chunk: Chunk) -> None:
-        self.text[i] += chunk.text
-        self.tokens[i] = chunk.completion_tokens
-        if self.tokens[i] >= self._next_check[i] and chunk.completion is None:
-            self._next_check[i] = self.tokens[i] + self.config.checkpoint_tokens
-            self.due = True
-            self.wake.set()
-
     async def _probe_answers(self, indices: list[int]) -> dict[int, str | None]:
-        async def probe(i: int) -> str | None:
-            req = self.requests[i]
-            messages = (*req.messages, Message(role="assistant", content=self.text[i] + PROBE_SUFFIX))
-            [c] = await self.ctx.generate(GenerateRequest(messages=messages, continue_final=True, temperature=0.0,
-                                                          max_tokens=self.config.probe_tokens))
-            return self.ctx.task.extract("The answer is" + c.text)
-
-        outcomes = await self.ctx.branches([partial(probe, i) for i in indices], label="probe")
-        answers = [o.value if o.status == "ok" else None for o in outcomes]
-        canonical = self.ctx.task.canonicalize(answers)
-        return dict(zip(indices, canonical))
+        return await probe_answers(self.ctx, self.requests, self.text, indices, self.config.probe_tokens)
 
     async def check(self, group, finished: list[int]) -> None:
         """Cluster finished and running traces; cancel running ones beyond each cluster's quota."""
@@ -240,23 +216,7 @@ async def run_pruned(ctx: Context, requests: list[GenerateRequest], config: Prun
     """Stream one branch per request with a pruner watching; returns every branch's outcome (its value is
     `convert(index, completion)`) and the pruner, whose `pruned` list is the audit log."""
     pruner = Pruner(ctx, config, requests)
-
-    async def one(i: int):
-        try:
-            return convert(i, await ctx.stream(requests[i], on_chunk=partial(pruner.on_chunk, i)))
-        finally:
-            pruner.wake.set()
-
-    async with ctx.group(label, stop_when) as group:
-        for i in range(len(requests)):
-            group.spawn(partial(one, i))
-        while group.pending():
-            await pruner.wake.wait()
-            pruner.wake.clear()
-            if pruner.due and group.pending():
-                pruner.due = False
-                finished = [i for i, o in enumerate(group.outcomes()) if o is not None and o.status == "ok"]
-                await pruner.check(group, finished)
+    outcomes = await run_watched(ctx, requests, pruner, label=label, stop_when=stop_when, convert=convert)
     if config.shadow and pruner.pruned:
         await pruner.shadow(max(r.max_tokens for r in requests))
-    return [o for o in group.outcomes() if o is not None], pruner
+    return outcomes, pruner

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 from tts.kernel.confidence import confidences, lowest_group
 from tts.kernel.types import Sample, TokenLogprob, TraceStats
 
-VOTING = ("ok", "inherited")  # sample statuses that cast a vote
+VOTING = ("ok", "inherited", "probed")  # sample statuses that cast a vote
 
 
 def trace_stats(logprobs: Sequence[TokenLogprob], window: int = 64) -> TraceStats:

@@ -1,0 +1,67 @@
+"""Probe consensus: in-flight traces are asked for their current answer at checkpoints; the group stops when the
+answers agree (stopped traces vote with their probed answer) and persistent outliers are pruned."""
+import pytest
+
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.kernel.context import Context
+from tts.kernel.trace import Tracer
+from tts.kernel.types import Problem
+from tts.strategies import get, make_config
+from tts.tasks import get as get_task
+
+PROBLEMS = [Problem(id=str(i), question=f"Mia has {i} pens and finds {i} more. How many?", gold=str(2 * i))
+            for i in range(1, 11)]
+
+
+def _engine(accuracy: float) -> SimulatedEngine:
+    return SimulatedEngine.for_problems(PROBLEMS, SimConfig(accuracy=accuracy, latency_per_token_s=0.0005,
+                                                            min_tokens=100, max_tokens=160))
+
+
+async def _solve(engine, problem, **options):
+    tracer = Tracer()
+    ctx = Context(engine, task=get_task("gsm8k"), tracer=tracer)
+    answer = await get("sc").run(ctx, problem, make_config(get("sc"), **options))
+    return answer, ctx, tracer
+
+
+async def test_agreeing_traces_stop_at_consensus_and_vote_their_probed_answer():
+    engine = _engine(accuracy=1.0)
+    full_tokens = probe_tokens = 0
+    for p in PROBLEMS:
+        plain, plain_ctx, _ = await _solve(engine, p, n=8, early_stop=False, batch=False)
+        answer, ctx, tracer = await _solve(engine, p, n=8, early_stop=False, probe={"checkpoint_tokens": 32})
+        assert answer.answer == p.gold == plain.answer
+        probed = [s for s in answer.samples if s.status == "probed"]
+        assert probed and all(s.answer == p.gold for s in probed)  # they vote, with the answer they were heading for
+        assert sum(answer.votes.values()) == 8
+        events = [e for e in tracer.events if e["kind"] == "probe_consensus"]
+        assert len(events) == 1 and events[0]["answer"] == p.gold
+        assert ctx.usage.calls > 8  # the probes are engine calls, charged like any other
+        full_tokens += plain_ctx.usage.completion_tokens
+        probe_tokens += ctx.usage.completion_tokens  # probes included
+    assert probe_tokens < 0.8 * full_tokens
+    assert engine.in_flight == 0  # every stopped trace's request was aborted
+
+
+async def test_outliers_are_pruned_and_cast_no_vote():
+    engine = _engine(accuracy=0.7)
+    pruned_answers, leaders = [], []
+    for p in PROBLEMS:
+        answer, ctx, tracer = await _solve(engine, p, n=8, early_stop=False,
+                                           probe={"checkpoint_tokens": 24, "agree": 1.0, "patience": 1})
+        for e in tracer.events:
+            if e["kind"] == "probe_prune":
+                pruned_answers.append(e["answer"])
+                leaders.append(e["leader"])
+        pruned = [s for s in answer.samples if s.status == "pruned"]
+        assert all(s.answer is None for s in pruned)
+        assert sum(answer.votes.values()) == sum(s.status in ("ok", "probed") for s in answer.samples)
+    assert pruned_answers and all(a != lead for a, lead in zip(pruned_answers, leaders))
+
+
+def test_probe_and_prune_are_one_or_the_other():
+    from tts.kernel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose one"):
+        make_config(get("sc"), n=4, prune={}, probe={})
