@@ -7,7 +7,7 @@ on consensus); the job-level budget (tts/kit/allocation.py, the live run's own p
 For each: tokens, accuracy with a 95% interval, and problems lost / gained against SC@16 (paired).
 
 Usage: python benchmarks/policy_replay.py gsm8k=/tmp/traces/gsm8k-1.5b.jsonl svamp=/tmp/traces/svamp-1.5b.jsonl
-Writes results/bench/policy_replay.json and results/bench/policy_frontier.png.
+Writes results/bench/policy_replay.json and its frontier plot (tts report --replay), policy_replay.png.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT.parent))
 
+from tts.app.report import replay_plot  # noqa: E402
 from tts.app.runner import wilson  # noqa: E402
 from tts.kernel.confidence import calibrate, first_stop, lowest_group  # noqa: E402
 from tts.kernel.types import ConfidenceStop  # noqa: E402
@@ -149,55 +150,20 @@ def replay(rows: list[dict]) -> dict:
     return res
 
 
-def frontier_plot(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.8), squeeze=False)
-    families = {"sc@": "SC@n", "adaptive-": "SC adaptive stop", "deepconf-": "DeepConf online",
-                "job-budget-": "job-level budget"}
-    for ax, (name, res) in zip(axes[0], results.items()):
-        for prefix, label in families.items():
-            pts = sorted((v["token_share_of_sc16"], v["accuracy"], *v["ci95"]) for k, v in res.items()
-                         if k.startswith(prefix))
-            if not pts:
-                continue
-            # a family's frontier: the points no cheaper point beats
-            front, best = [], -1.0
-            for p in pts:
-                if p[1] > best:
-                    front.append(p)
-                    best = p[1]
-            xs, ys, lo, hi = zip(*front)
-            ax.plot(xs, ys, marker="o", label=label)
-            ax.fill_between(xs, lo, hi, alpha=0.12)
-        ax.set_xlabel("generated tokens (share of SC@16)")
-        ax.set_ylabel("accuracy (95% CI band)")
-        ax.set_title(f"{name}: {res['sc@16']['correct']}/{len(res['_problems'])} at SC@16")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
 def main() -> None:
     out: dict = {"command": "python benchmarks/policy_replay.py " + " ".join(sys.argv[1:]), "n": N, "sets": {}}
-    plotted = {}
     for arg in sys.argv[1:]:
         name, path = arg.split("=", 1)
         rows = load(path)
         res = replay(rows)
         out["sets"][name] = {"problems": len(rows), "source": path, "policies": res}
-        plotted[name] = {**res, "_problems": rows}
         best = {k: v for k, v in res.items() if v["lost_vs_sc16"] == 0 or v["accuracy"] >= res["sc@16"]["accuracy"]}
         cheapest = min(best.items(), key=lambda kv: kv[1]["tokens"])
         print(f"{name}: {len(rows)} problems; SC@16 {res['sc@16']['accuracy']}, SC@8 {res['sc@8']['accuracy']}; "
               f"cheapest at SC@16 accuracy: {cheapest[0]} {cheapest[1]}")
     bench = ROOT / "results" / "bench"
     (bench / "policy_replay.json").write_text(json.dumps(out, indent=1))
-    frontier_plot(plotted, bench / "policy_frontier.png")
+    print(f"plot: {replay_plot(bench / 'policy_replay.json', bench)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tts.kernel.confidence import calibrate
 from tts.kernel.context import Context
@@ -32,6 +32,12 @@ class DeepConfConfig(Frozen):
     stop_params: dict[str, float] = Field(default_factory=dict)
     vote: VoteRule = "deepconf"
 
+    @model_validator(mode="after")
+    def _room_after_warmup(self) -> "DeepConfConfig":
+        if self.warmup >= self.n:
+            raise ValueError(f"warmup ({self.warmup}) must be below n ({self.n}): later traces are what it saves on")
+        return self
+
 
 def _warmup_lowest(samples: list[Sample]) -> list[float]:
     return [s.stats.lowest_window_conf for s in samples
@@ -39,8 +45,6 @@ def _warmup_lowest(samples: list[Sample]) -> list[float]:
 
 
 async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
-    if config.warmup >= config.n:
-        raise ValueError(f"deepconf: warmup ({config.warmup}) must be below n ({config.n})")
     base = GenerateRequest(messages=ctx.task.messages(problem), max_tokens=config.max_tokens,
                            temperature=config.temperature, top_p=config.top_p, logprobs=config.top_k)
 

@@ -122,10 +122,15 @@ async def test_deepconf_stops_the_group_once_the_vote_is_settled():
     assert ctx.usage.calls == 4  # no trace beyond the warm-up was started
 
 
-async def test_deepconf_rejects_a_warmup_as_large_as_n():
-    ctx = Context(_engine(), task=get_task("gsm8k"))
-    with pytest.raises(ValueError, match="warmup"):
-        await get("deepconf").run(ctx, PROBLEMS[0], make_config(get("deepconf"), n=4, warmup=4))
+def test_deepconf_rejects_a_warmup_as_large_as_n_before_anything_runs(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tts.app.cli", "eval", "--engine", "sim", "--task", "demo",
+                        "--strategy", "deepconf", "-n", "3", "-o", "warmup=3", "--output", str(tmp_path),
+                        "--run-id", "x", "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "warmup (3) must be below n (3)" in r.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_vllm_confidence_processor_forces_the_end_token():

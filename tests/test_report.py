@@ -33,3 +33,23 @@ def test_subset_curves_are_refused_for_early_stopped_runs(tmp_path):
     assert subset_curve_refusal(json.loads((full / "config.json").read_text()), rows) is None
     r = tts("report", str(stopped), str(full), "--plots", "plots", cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "plots" / "demo.png").stat().st_size > 10_000
+
+
+def test_report_draws_a_policy_replay_frontier(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    replay = tmp_path / "replay.json"
+    pol = lambda share, acc: {"token_share_of_sc16": share, "accuracy": acc, "ci95": [acc - 0.1, acc + 0.1]}  # noqa: E731
+    replay.write_text(json.dumps({"sets": {"gsm8k": {"problems": 40, "policies": {
+        "sc@8": pol(0.5, 0.8), "sc@16": pol(1.0, 0.85), "deepconf-keep0.9": pol(0.4, 0.84),
+        "job-budget-25%": pol(0.25, 0.8)}}}}))
+    cli = [sys.executable, "-m", "tts.app.cli", "report", "--replay"]
+    r = subprocess.run([*cli, str(replay), "--plots", str(tmp_path / "p")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    png = tmp_path / "p" / "replay.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    r = subprocess.run([*cli, str(tmp_path / "missing.json")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing.json'}: missing (policy replay)"]

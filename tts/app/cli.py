@@ -217,13 +217,19 @@ def setup_model(
 
 
 @app.command()
-def report(runs: list[Path] = typer.Argument(..., help="run folders"),
-           plots: Optional[Path] = typer.Option(None, help="write accuracy-vs-tokens / accuracy-vs-n PNGs here")) -> None:
+def report(runs: list[Path] = typer.Argument(None, help="run folders"),
+           plots: Optional[Path] = typer.Option(None, help="write accuracy-vs-tokens / accuracy-vs-n PNGs here"),
+           replay: Optional[Path] = typer.Option(None, help="draw a policy replay's frontier (its JSON) into --plots")
+           ) -> None:
     """A table per task (accuracy with 95% CI, tokens, cached prompt tokens, wall time), and optional plots."""
     from tts.app import report as rep
 
     try:
-        text, by_task = rep.table(runs)
+        if replay:
+            typer.echo(f"plot: {rep.replay_plot(replay, plots or Path('.'))}")
+            if not runs:
+                return
+        text, by_task = rep.table(runs or [])
         typer.echo(text)
         if plots:
             for path in rep.plots(by_task, plots):

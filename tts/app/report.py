@@ -74,12 +74,12 @@ def plots(by_task: dict, out_dir: Path) -> list[Path]:
     for task, runs in by_task.items():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
         refused = []
+        families: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
         for name, config, rows, s in runs:
-            tokens = s["completion_tokens"] / max(1, s["problems"])
-            lo, hi = s["accuracy_ci95"]
-            a1.errorbar([tokens], [s["accuracy"]], yerr=[[s["accuracy"] - lo], [hi - s["accuracy"]]], fmt="o",
-                        capsize=3)
-            a1.annotate(config.get("strategy", name), (tokens, s["accuracy"]), fontsize=8)
+            families[config.get("strategy", name)].append(
+                (s["completion_tokens"] / max(1, s["problems"]), s["accuracy"], *s["accuracy_ci95"]))
+        draw_frontier(a1, families)
+        for name, config, rows, s in runs:
             grade = _grader(config)
             n = max((len(r.get("samples", [])) for r in rows), default=0)
             if not grade or n < 2:
@@ -96,7 +96,8 @@ def plots(by_task: dict, out_dir: Path) -> list[Path]:
             a2.set_xscale("log", base=2)
             a2.set_xticks(ns, [str(k) for k in ns])
             a2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        a1.set(xlabel="generated tokens per problem", ylabel="accuracy (95% CI)", title=f"{task}: accuracy vs tokens")
+        a1.set(xlabel="generated tokens per problem", ylabel="accuracy (95% CI band)",
+               title=f"{task}: accuracy vs tokens")
         a2.set(xlabel="samples n", ylabel="accuracy (95% CI band)", title=f"{task}: accuracy vs n (subsets)")
         if refused:
             a2.text(0.02, 0.02, "not drawn:\n" + "\n".join(refused), transform=a2.transAxes, fontsize=7, va="bottom")
@@ -108,6 +109,57 @@ def plots(by_task: dict, out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def draw_frontier(ax, families: dict[str, list[tuple[float, float, float, float]]]) -> None:
+    """Each family's (tokens, accuracy, CI low, CI high) points, its frontier (the points no cheaper point of the
+    family beats) as a line with its 95% band; dominated points drawn faint."""
+    for family, points in families.items():
+        points = sorted(points)
+        front, best = [], -1.0
+        for p in points:
+            if p[1] > best:
+                front.append(p)
+                best = p[1]
+        xs, ys, lo, hi = zip(*front)
+        line, = ax.plot(xs, ys, marker="o", label=family)
+        ax.fill_between(xs, lo, hi, alpha=0.12, color=line.get_color())
+        rest = [p for p in points if p not in front]
+        if rest:
+            ax.plot([p[0] for p in rest], [p[1] for p in rest], "o", alpha=0.25, color=line.get_color())
+    if families:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def replay_plot(path: Path, out_dir: Path) -> Path:
+    """The frontier plot of a paired policy replay (benchmarks/policy_replay.py's JSON): one panel per set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = read_json(path, "policy replay")
+    sets = data.get("sets", {})
+    if not sets:
+        raise DataError(f"{path}: no sets (not a policy replay?)")
+    labels = {"sc@": "SC@n", "adaptive-": "SC, adaptive stop", "deepconf-": "DeepConf online",
+              "job-budget-": "job-level budget", "probe-": "probe consensus"}
+    fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 4.6), squeeze=False)
+    for ax, (name, one) in zip(axes[0], sets.items()):
+        families: dict[str, list] = defaultdict(list)
+        for key, v in one["policies"].items():
+            label = next((lab for prefix, lab in labels.items() if key.startswith(prefix)), key)
+            families[label].append((v["token_share_of_sc16"], v["accuracy"], *v["ci95"]))
+        draw_frontier(ax, families)
+        ax.set(xlabel="generated tokens (share of SC@16's)", ylabel="accuracy (95% CI band)",
+               title=f"{name}: {one['problems']} problems, paired replay")
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{path.stem}.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def compare(paths: list[Path], budget: float) -> str:
