@@ -64,6 +64,21 @@ async def test_vllm_adapter_in_process(gsm8k):
         [lp] = await engine.generate(chat("Say hi.", max_tokens=5, logprobs=2))
         assert lp.logprobs and len(lp.logprobs) == lp.completion_tokens and lp.logprobs[0].top
 
+        # DeepConf online inside the engine: a threshold above any confidence ends the trace once its first window
+        # is full (the logits processor forces the end token); a threshold below every confidence never does.
+        from tts.kernel.types import ConfidenceStop
+
+        always = ConfidenceStop(threshold=1e6, window=8, top_k=5)
+        [cut] = await engine.generate(chat("Count from 1 to 100.", max_tokens=64, confidence_stop=always))
+        assert cut.finish_reason == "confidence" and cut.completion_tokens == 8, (cut.finish_reason, cut.text)
+        never = ConfidenceStop(threshold=-1e6, window=8, top_k=5)
+        [whole] = await engine.generate(chat("Count from 1 to 100.", max_tokens=64, confidence_stop=never))
+        assert whole.finish_reason == "length" and whole.completion_tokens == 64
+        # streamed chunks carry each new token's confidence when logprobs are asked for
+        chunks = [ch async for ch in engine.stream(chat("Say hi.", max_tokens=12, logprobs=5))]
+        assert sum(len(ch.confidence) for ch in chunks) == chunks[-1].completion.completion_tokens
+        assert all(c_ > 0 for ch in chunks for c_ in ch.confidence)
+
         # Cancelling the awaiting task aborts the request inside the engine; the engine keeps serving.
         task = asyncio.create_task(engine.generate(chat("Count from 1 to 500.", max_tokens=1000)))
         await asyncio.sleep(1.0)
