@@ -12,6 +12,10 @@ if ! command -v bwrap >/dev/null 2>&1; then
     echo "setup: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the code sandbox; see 'tts doctor'" >&2
   fi
 fi
+# The run viewer's browser test drives Debian's Chromium (package `chromium`) through Playwright.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "setup: could not install chromium" >&2
+fi
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q -U pip

@@ -174,10 +174,11 @@ def test_report_compare_and_trace(tmp_path):
     assert (tmp_path / "plots" / "gsm8k.png").stat().st_size > 10_000
     r = tts("compare", "results/sc", "results/g", "--budget", "100", cwd=tmp_path)
     assert r.returncode == 0 and "self-consistency   n=" in r.stdout
-    r = tts("trace", "results/sc", "--png", "dag.png", cwd=tmp_path)
-    assert r.returncode == 0 and r.stdout.startswith("root [root] status=done")
-    assert r.stdout.count("[branch]") == 1 and "label=batch" in r.stdout and r.stdout.count("[call]") == 1
-    assert (tmp_path / "dag.png").exists()
+    r = tts("trace", "results/sc", "--png", "timeline.png", "--svg", "timeline.svg", cwd=tmp_path)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0].startswith("  0 [batch] finished ") and "tokens=" in lines[0]
+    assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "timeline.svg").read_bytes()[:2000]
     assert "not a run folder" in one_error_line(tts("report", "nowhere", cwd=tmp_path))
 
 

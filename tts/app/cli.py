@@ -15,7 +15,7 @@ from tts import strategies
 from tts import tasks
 from tts.engine_adapters import make_engine, names as engine_names
 from tts.kernel.budget import BudgetConfig
-from tts.kernel.errors import TtsError
+from tts.kernel.errors import DataError, TtsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Parallel reasoning and test-time scaling on any LLM engine.")
@@ -253,34 +253,32 @@ def compare(runs: list[Path] = typer.Argument(..., help="run folders"),
 @app.command()
 def trace(run: Path = typer.Argument(..., help="a run folder"),
           problem: Optional[str] = typer.Option(None, help="problem id (default: the first)"),
-          png: Optional[Path] = typer.Option(None, help="also draw the DAG to this PNG")) -> None:
-    """Draw one problem's DAG: branches, engine calls and joins, with status, tokens and seconds."""
-    from tts.app import report as rep
+          png: Optional[Path] = typer.Option(None, help="draw the problem's timeline to this PNG"),
+          svg: Optional[Path] = typer.Option(None, help="draw the problem's timeline to this SVG")) -> None:
+    """One problem's branches over time: outcome, answer, tokens, and the stop / prune / confidence events."""
+    from tts.app import timeline as tl
 
     try:
-        text, dag = rep.trace_tree(run, problem)
+        key, bars, marks = tl.timeline(run, problem)
+        typer.echo(tl.text(bars, marks))
+        for out in (p for p in (png, svg) if p):
+            typer.echo(f"drawn: {tl.draw(bars, marks, out, f'{run.name} · problem {key}')}")
     except TtsError as e:
         _fail(str(e))
-    typer.echo(text)
-    if png:
-        import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import networkx as nx
 
-        g = nx.node_link_graph(dag, edges="edges")
-        depth = {n: len(n.split("/")) + (1 if "#" in n else 0) for n in g}
-        pos = nx.multipartite_layout(g, subset_key={d: [n for n in g if depth[n] == d] for d in set(depth.values())})
-        plt.figure(figsize=(12, 7))
-        colors = {"done": "tab:green", "ok": "tab:green", "cancelled": "tab:orange", "error": "tab:red",
-                  "budget": "tab:purple"}
-        nx.draw(g, pos, node_size=120, arrows=True, width=0.6,
-                node_color=[colors.get(g.nodes[n].get("status"), "tab:gray") for n in g])
-        if not png.parent.is_dir():
-            _fail(f"--png {png}: folder {png.parent} does not exist")
-        plt.savefig(png, dpi=110)
-        typer.echo(f"png: {png}")
+@app.command()
+def view(run: Path = typer.Argument(..., help="a run folder"),
+         out: Optional[Path] = typer.Option(None, help="the HTML file (default: RUN/view.html)")) -> None:
+    """Write one self-contained HTML page for a run: summary, problem table, timelines, samples, decisions."""
+    from tts.app.viewer import write_html
+
+    try:
+        if out is not None and not out.parent.is_dir():
+            raise DataError(f"--out {out}: folder {out.parent} does not exist")
+        typer.echo(f"view: {write_html(run, out)}")
+    except TtsError as e:
+        _fail(str(e))
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """Reports over run folders: a table per task, accuracy-vs-tokens and accuracy-vs-n plots, strategies compared at a
-matched token budget, and a run's DAG drawn as a text tree."""
+matched token budget. (A problem's branches over time: tts/app/timeline.py.)"""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tts.kit.curves import accuracy_at_n
 from tts.kernel.errors import DataError
-from tts.app.runner import CONFIG, RESULTS, TRACE, read_finished, read_json, summarize, wall_seconds, wilson
+from tts.app.runner import CONFIG, RESULTS, read_finished, read_json, summarize, wall_seconds, wilson
 
 
 def load_run(path: Path) -> tuple[dict, list[dict]]:
@@ -184,42 +184,3 @@ def compare(paths: list[Path], budget: float) -> str:
         acc = sum(bool(r.get("correct")) for r in rows) / len(rows)
         lines.append(f"  {config.get('strategy'):18} accuracy {acc:.3f}  {fits}  ({path.name})")
     return "\n".join(lines)
-
-
-def trace_tree(run_dir: Path, problem: str | None = None) -> tuple[str, dict]:
-    """The DAG of one problem of a run as an indented tree (branches, calls, joins with status and tokens)."""
-    path = run_dir / TRACE
-    if not path.exists():
-        raise DataError(f"no {TRACE} in {run_dir}")
-    dags = {}
-    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            continue  # a line cut by a kill, or damage: the other problems' DAGs are still readable
-        if isinstance(event, dict) and event.get("kind") == "dag" and isinstance(event.get("dag"), dict):
-            dags[str(event.get("run"))] = event["dag"]
-    if not dags:
-        raise DataError(f"{path} has no finished problem")
-    key = problem or next(iter(dags))
-    if key not in dags:
-        raise DataError(f"problem '{key}' is not in {path} (it has: {', '.join(list(dags)[:10])} ...)")
-    dag = dags[key]
-    nodes = {n["id"]: n for n in dag["nodes"]}
-    children = defaultdict(list)
-    for e in dag["edges"]:
-        if nodes[e["target"]].get("kind") != "join":
-            children[e["source"]].append(e["target"])
-    lines: list[str] = []
-
-    def walk(node: str, depth: int) -> None:
-        d = nodes[node]
-        extra = " ".join(f"{k}={d[k]}" for k in ("status", "tokens", "seconds", "label") if d.get(k) is not None)
-        lines.append(f"{'  ' * depth}{node.rsplit('/', 1)[-1] if depth else node} [{d.get('kind')}] {extra}")
-        for child in children[node]:
-            walk(child, depth + 1)
-
-    walk("root", 0)
-    return "\n".join(lines), dag

@@ -76,8 +76,8 @@ class ProbeConsensus(Checkpoints):
                 if self._outlier[i] >= c.patience and len(group.pending()) > 1:
                     if group.cancel(i, f"probe outlier ({answer} against {leader})", status="pruned"):
                         self.pruned.append(i)
-                        self.ctx.emit("probe_prune", branch=i, answer=answer, leader=leader,
-                                      tokens=self.tokens[i])
+                        self.ctx.emit("probe_prune", branch=i, branch_path=list(group.paths[i]), answer=answer,
+                                      leader=leader, tokens=self.tokens[i])
 
     def sample(self, outcome: BranchOutcome[Sample], fallback: Callable[[BranchOutcome], Sample]) -> Sample:
         """A branch's sample: a trace stopped on consensus votes with its probed answer."""
