@@ -32,6 +32,9 @@ class OpenAISpec(Frozen):
     timeout_s: float = Field(300.0, gt=0, description="seconds to wait for a response")
     connect_timeout_s: float = Field(10.0, gt=0)
     extra_body: dict[str, Any] = {}  # --request-arg: request extras the server takes (vLLM: top_k, min_p, ...)
+    # more replicas of the same model (--base-url repeated): a pool routes between them (engine_adapters/pool.py)
+    replicas: tuple[str, ...] = ()
+    route: Literal["affinity", "least-loaded", "round-robin"] = "affinity"
 
 
 class VLLMSpec(Frozen):
@@ -95,6 +98,12 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
                      request_args=check_request_args(request_args))
     elif kind == "openai":
         given["extra_body"] = request_args
+        urls = given.get("base_url")
+        if isinstance(urls, (list, tuple)):  # --base-url given more than once: a replica pool
+            if not urls:
+                given.pop("base_url")
+            else:
+                given["base_url"], given["replicas"] = urls[0], tuple(urls[1:])
         given.setdefault("base_url", os.environ.get("OPENAI_BASE_URL") or OpenAISpec.model_fields["base_url"].default)
         if not given.get("model"):
             raise ConfigError("--engine openai needs --model (the name the server serves)")
@@ -129,10 +138,28 @@ async def _open_sim(spec: SimSpec, problems, responder, price) -> Engine:
 async def _open_openai(spec: OpenAISpec, problems, responder, price) -> Engine:
     from tts.engine_adapters.openai_http import OpenAIEngine
 
-    engine = OpenAIEngine(spec.base_url, spec.model, rate_limit=spec.rate_limit, price=price,
-                          timeout_s=spec.timeout_s, connect_timeout_s=spec.connect_timeout_s, extra_body=spec.extra_body)
-    await engine.check()
-    return engine
+    def one(url: str, retries: int) -> OpenAIEngine:
+        return OpenAIEngine(url, spec.model, rate_limit=spec.rate_limit, price=price, timeout_s=spec.timeout_s,
+                            connect_timeout_s=spec.connect_timeout_s, extra_body=spec.extra_body, max_retries=retries)
+
+    if not spec.replicas:
+        engine = one(spec.base_url, 4)
+        await engine.check()
+        return engine
+    from tts.engine_adapters.pool import EnginePool
+    from tts.kernel.errors import EngineUnavailable
+
+    urls = [spec.base_url, *spec.replicas]
+    # a pool fails over instead of retrying a dead replica: one retry each, then the next replica
+    pool = EnginePool([one(u, 1) for u in urls], names=urls, policy=spec.route)
+    for i, replica in enumerate(pool.replicas):
+        try:
+            await replica.check()
+        except EngineUnavailable as e:
+            pool._down(i, e)  # out until its health check passes; the run starts on the others
+    if not any(st.healthy for st in pool.stats):
+        raise EngineUnavailable("no engine replica is reachable: " + "; ".join(st.last_error or "" for st in pool.stats))
+    return pool
 
 
 async def _open_vllm(spec: VLLMSpec, problems, responder, price) -> Engine:

@@ -47,7 +47,10 @@ def _budget(tokens: int | None, calls: int | None, seconds: float | None) -> Bud
 def solve(
     question: str = typer.Argument(..., help="the problem to solve"),
     strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (engine openai)"),
+    base_url: list[str] = typer.Option([], help="OpenAI-compatible server URL (engine openai); repeat it for "
+                                       "replicas of one model, routed by --route"),
+    route: Optional[str] = typer.Option(None, help="replica routing: affinity (shared prefixes stay on one replica; "
+                                        "default), least-loaded, round-robin"),
     n: Optional[int] = typer.Option(None, "-n", help="samples (self-consistency)"),
     temperature: Optional[float] = typer.Option(None), max_tokens: Optional[int] = typer.Option(None),
     seed: int = typer.Option(0), task: str = typer.Option("gsm8k", help="prompt and answer format"),
@@ -92,7 +95,10 @@ def eval_(
                                     "--field question=input --field answer=target, or a template: "
                                     "--field question='{body} {question}'"),
     strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (engine openai)"),
+    base_url: list[str] = typer.Option([], help="OpenAI-compatible server URL (engine openai); repeat it for "
+                                       "replicas of one model, routed by --route"),
+    route: Optional[str] = typer.Option(None, help="replica routing: affinity (shared prefixes stay on one replica; "
+                                        "default), least-loaded, round-robin"),
     n: Optional[int] = typer.Option(None, "-n", help="samples per problem (self-consistency)"),
     limit: Optional[int] = typer.Option(None, help="first N problems only"),
     seed: int = typer.Option(0),
@@ -141,6 +147,7 @@ def eval_(
     assembled_from = ("option", "prune", "prune_opt", "field", "engine_arg", "request_arg", "reasoning",
                       "reasoning_opt", "thinking_budget")
     given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", *assembled_from)}
+    given["base_url"] = base_url[0] if len(base_url) == 1 else (base_url or None)  # several: a replica pool
     try:
         options = dict(_parse_option(o) for o in option)
         prune_opts = dict(_parse_option(o, "--prune-opt") for o in prune_opt)

@@ -107,7 +107,7 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     from tts.app.runner import prepare_run_dir
 
     done = prepare_run_dir(spec.output / rid, run_config, spec.resume)  # before the engine: fail fast, lose nothing
-    key = (kind, spec.model, spec.base_url, spec.price, json.dumps(spec.engine_args, sort_keys=True),
+    key = (kind, spec.model, json.dumps(spec.base_url), spec.route, spec.price, json.dumps(spec.engine_args, sort_keys=True),
            json.dumps(spec.request_args, sort_keys=True))
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
         engine = await open_engine(espec, problems=problems, price=price,

@@ -24,7 +24,8 @@ class RunSpec(BaseModel):
     strategy: str = "self-consistency"
     engine: str | None = None
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None  # several: replicas of one model behind a routing pool
+    route: str | None = None  # the pool's routing: affinity (default), least-loaded, round-robin
     engine_args: dict[str, Any] = {}  # vLLM engine arguments by vLLM's names (--engine-arg)
     request_args: dict[str, Any] = {}  # per-request extras: vLLM SamplingParams / an OpenAI server's extra_body
     n: int | None = Field(None, ge=1, le=16_384)
@@ -63,7 +64,7 @@ class RunSpec(BaseModel):
         return None if value is False else value
 
     def engine_options(self) -> dict[str, Any]:
-        return dict(model=self.model, base_url=self.base_url, seed=self.seed, accuracy=self.sim_accuracy,
+        return dict(model=self.model, base_url=self.base_url, route=self.route, seed=self.seed, accuracy=self.sim_accuracy,
                     latency_per_token_s=self.sim_latency, engine_args=self.engine_args,
                     request_args=self.request_args)
 

@@ -1,0 +1,168 @@
+"""Several engine replicas behind the one Engine protocol: routing, failover and per-replica figures.
+
+Routing policies (named in the manifest):
+- affinity: calls that share a prefix (a problem's branches, a PDR round's refine calls, APR children all start with
+  the problem's prompt) go to the replica that holds it, chosen by rendezvous hashing of the prompt's first
+  `affinity_chars` characters over the healthy replicas (so a replica going down moves only its own keys); a
+  preferred replica with `capacity` calls in flight spills the call to the least loaded one.
+- least-loaded: the replica with the fewest calls in flight.
+- round-robin: each call to the next replica, as a naive load balancer does (it scatters shared prefixes).
+A replica whose call fails with EngineUnavailable (down, unreachable, dead engine) is taken out and the call is
+retried on another one: the context above the pool charges the call once, for the completions that came back.
+A replica that is out is tried again after `cooldown_s` (its health check, where it has one, must pass). All
+replicas out is one EngineUnavailable naming them; the run's finished rows stay resumable.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from dataclasses import asdict, dataclass
+from typing import AsyncIterator, Literal
+
+from tts.kernel.engine import Capabilities, Engine, EngineBase
+from tts.kernel.errors import EngineUnavailable
+from tts.kernel.types import Chunk, Completion, GenerateRequest
+
+Policy = Literal["affinity", "least-loaded", "round-robin"]
+POLICIES = ("affinity", "least-loaded", "round-robin")
+
+
+@dataclass
+class ReplicaStats:
+    name: str
+    requests: int = 0
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    failures: int = 0
+    spilled_here: int = 0  # calls that preferred another replica (affinity) and came here because it was full
+    busy_seconds: float = 0.0  # summed call latency
+    in_flight: int = 0
+    healthy: bool = True
+    down_since: float | None = None
+    last_error: str | None = None
+
+
+class EnginePool(EngineBase):
+    name = "pool"
+
+    def __init__(self, replicas: list[Engine], names: list[str] | None = None, *, policy: Policy = "affinity",
+                 capacity: int = 64, cooldown_s: float = 10.0, affinity_chars: int = 512) -> None:
+        if not replicas:
+            raise ValueError("an engine pool needs at least one replica")
+        if policy not in POLICIES:
+            raise ValueError(f"unknown routing policy '{policy}'; known: {', '.join(POLICIES)}")
+        self.replicas = replicas
+        self.stats = [ReplicaStats(n) for n in (names or [f"replica{i}" for i in range(len(replicas))])]
+        self.policy, self.capacity, self.cooldown_s, self.affinity_chars = policy, capacity, cooldown_s, affinity_chars
+        caps = [r.capabilities for r in replicas]
+        # the pool can do what every replica can
+        self.capabilities = Capabilities(**{f: all(getattr(c, f) for c in caps) for f in Capabilities.model_fields})
+        self.price = replicas[0].price
+        self._rr = itertools.count()
+
+    def count_tokens(self, text: str) -> int:
+        return self.replicas[0].count_tokens(text)
+
+    # routing
+    async def _readmit(self) -> None:
+        """Replicas out for longer than the cooldown get their health check (in the caller's task, no background
+        task); one that passes is back in."""
+        now = time.monotonic()
+        for i, st in enumerate(self.stats):
+            if not st.healthy and now - (st.down_since or now) >= self.cooldown_s:
+                check = getattr(self.replicas[i], "check", None)
+                try:
+                    if check is not None:
+                        await check()
+                except EngineUnavailable as e:
+                    st.down_since, st.last_error = time.monotonic(), str(e)
+                    continue
+                st.healthy, st.down_since = True, None
+
+    def _choose(self, request: GenerateRequest, tried: set[int]) -> int:
+        up = [i for i, st in enumerate(self.stats) if st.healthy and i not in tried]
+        if not up:
+            down = "; ".join(f"{st.name}: {st.last_error or 'down'}" for st in self.stats)
+            raise EngineUnavailable(f"all {len(self.stats)} engine replicas are down ({down})")
+        if self.policy == "round-robin":
+            return up[next(self._rr) % len(up)]
+        least = min(up, key=lambda i: (self.stats[i].in_flight, i))
+        if self.policy == "least-loaded":
+            return least
+        key = request.prompt_text()[: self.affinity_chars].encode()
+        preferred = max(up, key=lambda i: hashlib.blake2b(key + self.stats[i].name.encode(), digest_size=8).digest())
+        if self.stats[preferred].in_flight >= self.capacity and least != preferred:
+            self.stats[least].spilled_here += 1
+            return least
+        return preferred
+
+    def _down(self, i: int, error: Exception) -> None:
+        st = self.stats[i]
+        st.failures += 1
+        st.healthy, st.down_since, st.last_error = False, time.monotonic(), str(error)[:200]
+
+    def _record(self, i: int, completions: list[Completion], seconds: float) -> None:
+        st = self.stats[i]
+        st.requests += 1
+        st.busy_seconds += seconds
+        for c in completions:
+            st.completion_tokens += c.completion_tokens
+            st.prompt_tokens += c.prompt_tokens
+            st.cached_prompt_tokens += c.cached_prompt_tokens
+
+    # the Engine protocol
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        await self._readmit()
+        tried: set[int] = set()
+        while True:
+            i = self._choose(request, tried)
+            st = self.stats[i]
+            st.in_flight += 1
+            t0 = time.monotonic()
+            try:
+                completions = await self.replicas[i].generate(request)
+            except EngineUnavailable as e:
+                self._down(i, e)
+                tried.add(i)
+                continue  # the same call on another replica; nothing was charged for the failed attempt
+            finally:
+                st.in_flight -= 1
+            self._record(i, completions, time.monotonic() - t0)
+            return completions
+
+    async def stream(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
+        """Failover before the first chunk; a replica that fails mid-stream fails this call (its partial text cannot
+        be continued elsewhere as the same sample)."""
+        await self._readmit()
+        tried: set[int] = set()
+        while True:
+            i = self._choose(request, tried)
+            st = self.stats[i]
+            st.in_flight += 1
+            t0 = time.monotonic()
+            started = False
+            try:
+                async for chunk in self.replicas[i].stream(request):
+                    started = True
+                    if chunk.completion is not None:
+                        self._record(i, [chunk.completion], time.monotonic() - t0)
+                    yield chunk
+                return
+            except EngineUnavailable as e:
+                self._down(i, e)
+                if started:
+                    raise
+                tried.add(i)
+            finally:
+                st.in_flight -= 1
+
+    def describe(self) -> dict:
+        inner = [r.describe() if hasattr(r, "describe") else {} for r in self.replicas]
+        return {"pool": {"policy": self.policy, "capacity": self.capacity,
+                         "replicas": [{**asdict(st), **inner[i]} for i, st in enumerate(self.stats)]}}
+
+    async def aclose(self) -> None:
+        for r in self.replicas:
+            await r.aclose()
