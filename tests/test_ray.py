@@ -26,3 +26,46 @@ def test_ray_matches_in_process_and_resumes_without_duplicates(tmp_path):
     assert key(ray_rows) == key(local_rows)
     summary = json.loads((tmp_path / "results" / "r" / "summary.json").read_text())
     assert summary["executor"]["workers"] == 2 and summary["problems"] == 20
+
+
+def test_a_killed_worker_loses_no_problem_and_duplicates_none(tmp_path):
+    """One Ray worker is killed mid-job (its process ends, as when a node is lost): its batch runs again on a new
+    worker; every problem ends up in results.jsonl exactly once."""
+    import asyncio
+    import threading
+    import time
+
+    import ray
+
+    from tts import tasks
+    from tts.app.ray_executor import run_eval_ray
+    from tts.app.spec import RunSpec
+
+    spec = RunSpec(engine="sim", n=4, early_stop=False, sim_latency=0.01, concurrency=4, task="gsm8k", limit=40)
+    problems = tasks.get("gsm8k").load()[:40]
+    run_dir = tmp_path / "k"
+    killed = []
+
+    def killer():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            results = run_dir / "results.jsonl"
+            if results.exists() and len(results.read_text().splitlines()) >= 8:
+                try:
+                    ray.kill(ray.get_actor("tts-k-worker-1"))
+                    killed.append(True)
+                except ValueError:
+                    pass
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        summary = asyncio.run(run_eval_ray(spec, problems, run_dir, {"task": "gsm8k"}, workers=2, batch=4))
+    finally:
+        thread.join()
+        ray.shutdown()
+    ids = [json.loads(x)["id"] for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert killed and sorted(ids) == sorted(p.id for p in problems)  # each exactly once
+    assert summary["executor"]["workers_lost"] >= 1 and summary["problems"] == 40

@@ -53,6 +53,7 @@ class RunSpec(BaseModel):
     reasoning: ReasoningConfig | None = None
     executor: str = "local"  # or "ray": problems spread over Ray workers
     workers: int = Field(2, ge=1, le=1024)
+    worker_gpus: float = Field(0.0, ge=0.0)  # GPUs each Ray worker (and its engine) holds; 1 = one engine per GPU
     ray_address: str | None = None
     options: dict[str, Any] = {}
 
