@@ -14,6 +14,7 @@ replicas out is one EngineUnavailable naming them; the run's finished rows stay 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import time
@@ -113,22 +114,26 @@ class EnginePool(EngineBase):
             st.cached_prompt_tokens += c.cached_prompt_tokens
 
     # the Engine protocol
+    @contextlib.contextmanager
+    def _on(self, i: int):
+        self.stats[i].in_flight += 1
+        try:
+            yield time.monotonic()
+        finally:
+            self.stats[i].in_flight -= 1
+
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         await self._readmit()
         tried: set[int] = set()
         while True:
             i = self._choose(request, tried)
-            st = self.stats[i]
-            st.in_flight += 1
-            t0 = time.monotonic()
-            try:
-                completions = await self.replicas[i].generate(request)
-            except EngineUnavailable as e:
-                self._down(i, e)
-                tried.add(i)
-                continue  # the same call on another replica; nothing was charged for the failed attempt
-            finally:
-                st.in_flight -= 1
+            with self._on(i) as t0:
+                try:
+                    completions = await self.replicas[i].generate(request)
+                except EngineUnavailable as e:
+                    self._down(i, e)
+                    tried.add(i)
+                    continue  # the same call on another replica; nothing was charged for the failed attempt
             self._record(i, completions, time.monotonic() - t0)
             return completions
 
@@ -139,24 +144,20 @@ class EnginePool(EngineBase):
         tried: set[int] = set()
         while True:
             i = self._choose(request, tried)
-            st = self.stats[i]
-            st.in_flight += 1
-            t0 = time.monotonic()
             started = False
-            try:
-                async for chunk in self.replicas[i].stream(request):
-                    started = True
-                    if chunk.completion is not None:
-                        self._record(i, [chunk.completion], time.monotonic() - t0)
-                    yield chunk
-                return
-            except EngineUnavailable as e:
-                self._down(i, e)
-                if started:
-                    raise
-                tried.add(i)
-            finally:
-                st.in_flight -= 1
+            with self._on(i) as t0:
+                try:
+                    async for chunk in self.replicas[i].stream(request):
+                        started = True
+                        if chunk.completion is not None:
+                            self._record(i, [chunk.completion], time.monotonic() - t0)
+                        yield chunk
+                    return
+                except EngineUnavailable as e:
+                    self._down(i, e)
+                    if started:
+                        raise
+                    tried.add(i)
 
     def describe(self) -> dict:
         inner = [r.describe() if hasattr(r, "describe") else {} for r in self.replicas]

@@ -172,6 +172,10 @@ def test_eval_over_two_servers_survives_one_stopping(tmp_path):
     by_url = {r["name"]: r for r in pool["replicas"]}
     assert by_url[a.url]["failures"] >= 1 and not by_url[a.url]["healthy"]
     assert by_url[b.url]["requests"] > by_url[a.url]["requests"]
+    report = subprocess.run([sys.executable, "-m", "tts.app.cli", "report", str(tmp_path / "r")],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0 and "replicas (round-robin)" in report.stdout
+    assert a.url in report.stdout and b.url in report.stdout
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["calls"] == 30  # one n=2 request per problem: a failed-over call is counted once
     assert summary["completion_tokens"] == sum(r["completion_tokens"] for r in pool["replicas"])

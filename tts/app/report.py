@@ -31,6 +31,7 @@ def _grader(config: dict):
 
 def table(paths: list[Path]) -> tuple[str, dict]:
     by_task: dict[str, list[tuple[str, dict, list[dict], dict]]] = defaultdict(list)
+    paths_by_name = {path.name: path for path in paths}
     for path in paths:
         config, rows = load_run(path)
         if rows:
@@ -49,7 +50,28 @@ def table(paths: list[Path]) -> tuple[str, dict]:
                          f"{lo:6.3f}-{hi:5.3f} {s['problems']:4d} {s['completion_tokens']:9d} "
                          f"{s['completion_tokens'] / max(1, s['problems']):8.0f} {s['cached_prompt_tokens']:8d} "
                          f"{wall:8.1f}")
+            lines += replica_lines(paths_by_name.get(name))
     return "\n".join(lines), by_task
+
+
+def replica_lines(run_dir: Path | None) -> list[str]:
+    """A pooled run's per-replica figures, from its summary (what the pool recorded as the run went)."""
+    if run_dir is None or not (run_dir / "summary.json").exists():
+        return []
+    try:
+        pool = read_json(run_dir / "summary.json", "run summary").get("engine_applied", {}).get("pool")
+    except DataError:
+        return []
+    if not pool:
+        return []
+    out = [f"    replicas ({pool.get('policy')}): {'name':30} {'requests':>8} {'gen tok':>9} {'prompt':>9} "
+           f"{'cached':>9} {'failures':>8} {'busy s':>8} healthy"]
+    for r in pool.get("replicas", []):
+        out.append(f"    {'':{len(pool.get('policy', '')) + 13}} {str(r.get('name'))[:30]:30} {r.get('requests', 0):8d} "
+                   f"{r.get('completion_tokens', 0):9d} {r.get('prompt_tokens', 0):9d} "
+                   f"{r.get('cached_prompt_tokens', 0):9d} {r.get('failures', 0):8d} {r.get('busy_seconds', 0):8.1f} "
+                   f"{'yes' if r.get('healthy') else 'no'}")
+    return out
 
 
 def subset_curve_refusal(config: dict, rows: list[dict]) -> str | None:
