@@ -35,7 +35,12 @@ CORPUS = ROOT / "tests" / "data" / "grader_corpus.jsonl"
 AGREEING_PER_SET = 40
 
 # (set, problem id, trace index) -> (verdict, why): cases where tts and a reference disagree, read by hand
-ADJUDICATED: dict[tuple[str, str, int], tuple[bool, str]] = {}
+ADJUDICATED: dict[tuple[str, str, int], tuple[bool, str]] = {
+    ("gsm8k", "gsm8k-10", 13): (True, "cut by the length limit inside \\boxed{460 after stating 'Total earnings = ... "
+                                      "= 460': the answer is stated; math-verify needs the closing brace"),
+    ("gsm8k", "gsm8k-16", 3): (True, "'The final answer is $\\boxed{125}$.': lm-eval's flexible pattern "
+                                     "[$0-9.,]{2,} takes the final '$.' as the last number"),
+}
 
 
 def lm_eval_norm(s: str) -> str:

@@ -1,10 +1,10 @@
 """Several engine replicas behind the one Engine protocol: routing, failover and per-replica figures.
 
 Routing policies (named in the manifest):
-- affinity: calls that share a prefix (a problem's branches, a PDR round's refine calls, APR children all start with
-  the problem's prompt) go to the replica that holds it, chosen by rendezvous hashing of the prompt's first
-  `affinity_chars` characters over the healthy replicas (so a replica going down moves only its own keys); a
-  preferred replica with `capacity` calls in flight spills the call to the least loaded one.
+- affinity: calls that share a prefix (a problem's branches, a PDR round's refine calls, APR children) go to the
+  replica that holds it, chosen by rendezvous hashing over the healthy replicas (so a replica going down moves only
+  its own keys) of the request's route_key (the context sets it to the problem) or, without one, the prompt's first
+  `affinity_chars` characters; a preferred replica with `capacity` calls in flight spills to the least loaded one.
 - least-loaded: the replica with the fewest calls in flight.
 - round-robin: each call to the next replica, as a naive load balancer does (it scatters shared prefixes).
 A replica whose call fails with EngineUnavailable (down, unreachable, dead engine) is taken out and the call is
@@ -59,7 +59,8 @@ class EnginePool(EngineBase):
         self.policy, self.capacity, self.cooldown_s, self.affinity_chars = policy, capacity, cooldown_s, affinity_chars
         caps = [r.capabilities for r in replicas]
         # the pool can do what every replica can
-        self.capabilities = Capabilities(**{f: all(getattr(c, f) for c in caps) for f in Capabilities.model_fields})
+        self.capabilities = Capabilities(**{f: all(getattr(c, f) for c in caps) for f in Capabilities.model_fields
+                                            if f != "routes"}, routes=True)
         self.price = replicas[0].price
         self._rr = itertools.count()
 
@@ -92,7 +93,7 @@ class EnginePool(EngineBase):
         least = min(up, key=lambda i: (self.stats[i].in_flight, i))
         if self.policy == "least-loaded":
             return least
-        key = request.prompt_text()[: self.affinity_chars].encode()
+        key = (request.route_key or request.prompt_text()[: self.affinity_chars]).encode()
         preferred = max(up, key=lambda i: hashlib.blake2b(key + self.stats[i].name.encode(), digest_size=8).digest())
         if self.stats[preferred].in_flight >= self.capacity and least != preferred:
             self.stats[least].spilled_here += 1

@@ -179,3 +179,23 @@ def test_eval_over_two_servers_survives_one_stopping(tmp_path):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["calls"] == 30  # one n=2 request per problem: a failed-over call is counted once
     assert summary["completion_tokens"] == sum(r["completion_tokens"] for r in pool["replicas"])
+
+
+async def test_a_problems_calls_stay_together_even_when_their_prompts_diverge():
+    """PDR's refine prompts extend the draft prompt with a workspace: the context's route key (the problem) keeps
+    every call of a problem on one replica."""
+    replicas = [SimulatedEngine.for_problems(PROBLEMS, SimConfig(accuracy=0.4, latency_per_token_s=0.0))
+                for _ in range(3)]
+    pool = EnginePool(replicas, policy="affinity")
+    task, spec = get_task("gsm8k"), get("pdr")
+    two_rounds = 0
+    for p in PROBLEMS:
+        from tts.kernel.trace import Tracer
+
+        before = [r.finished for r in replicas]
+        ctx = Context(pool, task=task, tracer=Tracer(run=p.id))
+        await spec.run(ctx, p, make_config(spec, drafts=3, rounds=2))
+        used = [i for i, r in enumerate(replicas) if r.finished != before[i]]
+        assert len(used) == 1
+        two_rounds += ctx.usage.calls >= 6
+    assert two_rounds >= 3  # refine rounds (prompts that differ from the drafts') did happen

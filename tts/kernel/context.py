@@ -167,6 +167,8 @@ class Context:
         """The one path of every engine call: reserve, call, settle, charge, trace. `run` reports the tokens
         generated so far in progress[0] (a stream does), so that a call that ends early is charged what it spent."""
         request, reserved = self._reserve(request)
+        if request.route_key is None and self.engine.capabilities.routes and self.tracer.run != Tracer.UNNAMED:
+            request = request.model_copy(update={"route_key": self.tracer.run})  # keep the problem's calls together
         node = self.tracer.add_call()
         self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens,
                   temperature=request.temperature, stream=stream)

@@ -19,6 +19,7 @@ class Capabilities(Frozen):
     # ends a trace itself when request.confidence_stop says so (finish_reason "confidence"); else the context
     # streams the trace and cancels it
     confidence_stop: bool = False
+    routes: bool = False  # routes calls between replicas by request.route_key (a pool)
 
 
 @runtime_checkable

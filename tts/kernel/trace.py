@@ -47,7 +47,9 @@ class Tracer:
     The DAG is kept as plain dicts while the run is hot and built as a networkx graph when asked for: graph updates
     on every branch and call were a measurable part of the per-branch overhead."""
 
-    def __init__(self, run: str = "run", sink: IO[str] | None = None,
+    UNNAMED = "run"  # a tracer made without a run name (a one-off context); a batch names it after the problem
+
+    def __init__(self, run: str = UNNAMED, sink: IO[str] | None = None,
                  listener: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.run = run
         self.sink = sink

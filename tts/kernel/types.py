@@ -43,6 +43,9 @@ class GenerateRequest(Frozen):
     continue_final: bool = False
     # End the trace when its confidence falls (in the engine where it can, else by the context while streaming)
     confidence_stop: ConfidenceStop | None = None
+    # Calls with one key go to one replica of a routing engine (its prefix cache holds what they share); the context
+    # sets it to the problem being solved
+    route_key: str | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> "GenerateRequest":
