@@ -97,7 +97,27 @@ def bars(events: list[dict]) -> tuple[list[Bar], list[tuple[float, str]]]:
             target = rows.get(tuple(e.get("branch_path") or ()))
             if target:
                 target.marks.append((t, f"pruned (probe outlier {e.get('answer')})"))
-    return [rows[p] for p in sorted(rows)], group_marks
+    return _fold_probes([rows[p] for p in sorted(rows)]), group_marks
+
+
+def _fold_probes(rows: list[Bar]) -> list[Bar]:
+    """Answer probes are many tiny calls (one per running trace per checkpoint): one row per parent holds them all."""
+    out: list[Bar] = []
+    folded: dict[tuple[int, ...], Bar] = {}
+    for b in rows:
+        if b.label != "probe":
+            out.append(b)
+            continue
+        parent = b.path[:-1]
+        row = folded.get(parent)
+        if row is None:
+            row = folded[parent] = Bar(b.path, "probe", b.start, b.end, "ok")
+            out.append(row)
+        row.start, row.end = min(row.start, b.start), max(row.end, b.end)
+        row.tokens += b.tokens
+        row.calls += 1
+        row.label = f"probes x{row.calls}"
+    return out
 
 
 def _seconds(s: float) -> str:
