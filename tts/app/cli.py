@@ -142,28 +142,12 @@ def eval_(
 ) -> None:
     """Run strategies over a task's problems; write results/<run-id>/ and print the accuracy."""
     from tts.app.jobs import load_job, make_spec, run_spec
+    from tts.app.spec import from_flags
 
-    # flags that build one RunSpec field together (e.g. --prune with --prune-opt) are assembled below
-    assembled_from = ("option", "prune", "prune_opt", "field", "engine_arg", "request_arg", "reasoning",
-                      "reasoning_opt", "thinking_budget")
-    given = {k: v for k, v in ctx.params.items() if k not in ("ctx", "config", "progress", *assembled_from)}
-    given["base_url"] = base_url[0] if len(base_url) == 1 else (base_url or None)  # several: a replica pool
     try:
-        options = dict(_parse_option(o) for o in option)
-        prune_opts = dict(_parse_option(o, "--prune-opt") for o in prune_opt)
-        thinking = dict(_parse_option(o, "--reasoning-opt") for o in reasoning_opt)
-        if thinking_budget is not None:
-            thinking["thinking_budget"] = thinking_budget
-        assembled = {"prune": prune_opts or (True if prune else None),
-                     "fields": {k: str(v) for k, v in (_parse_option(f, "--field") for f in field)},
-                     "reasoning": thinking or (True if reasoning else None),
-                     "engine_args": dict(_parse_option(a, "--engine-arg") for a in engine_arg),
-                     "request_args": dict(_parse_option(a, "--request-arg") for a in request_arg)}
+        given, assembled, options = from_flags(ctx.params)
     except ValueError as e:
         _fail(str(e))
-    # only what was given: an absent flag leaves a job file's value standing
-    assembled = {k: v for k, v in assembled.items() if v}
-    given.update(assembled)
     if config:
         # typer may carry its own copy of click's enum: compare by name
         explicit = {k: v for k, v in given.items()
@@ -192,16 +176,6 @@ def eval_(
                    f"{summary['cached_prompt_tokens']} cached prompt  calls: {summary['calls']}  "
                    f"wall: {summary['wall_seconds']:.1f} s")
         typer.echo(f"results: {run_dir}")
-
-
-def _parse_option(text: str, flag: str = "--option") -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"{flag} wants KEY=VALUE, got '{text}'")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 @app.command("setup-model")

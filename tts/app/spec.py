@@ -2,6 +2,7 @@
 tables, or a Ray worker's copy), checked, and turned into a strategy config through the one resolver."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,44 @@ class RunSpec(BaseModel):
                 raise ConfigError("--budget-usd needs --price PROMPT,COMPLETION (USD per million tokens)")
             return None
         return parse_price(self.price)
+
+
+# CLI flags that build one RunSpec field together (--prune with --prune-opt, --reasoning with its options, ...)
+ASSEMBLED_FROM = ("option", "prune", "prune_opt", "field", "engine_arg", "request_arg", "reasoning", "reasoning_opt",
+                  "thinking_budget")
+
+
+def parse_option(text: str, flag: str = "--option") -> tuple[str, Any]:
+    """KEY=VALUE, the value read as JSON where it is JSON (numbers, booleans, tables), else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{flag} wants KEY=VALUE, got '{text}'")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def from_flags(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """`tts eval`'s flags as (RunSpec fields, the fields assembled from several flags, strategy options); only
+    what was given is assembled, so an absent flag leaves a job file's value standing. ValueError: a bad KEY=VALUE."""
+    p = params
+    given = {k: v for k, v in p.items() if k not in ("ctx", "config", "progress", *ASSEMBLED_FROM)}
+    urls = p.get("base_url") or []
+    given["base_url"] = urls[0] if len(urls) == 1 else (list(urls) or None)  # several: a replica pool
+    options = dict(parse_option(o) for o in p.get("option") or [])
+    thinking = dict(parse_option(o, "--reasoning-opt") for o in p.get("reasoning_opt") or [])
+    if p.get("thinking_budget") is not None:
+        thinking["thinking_budget"] = p["thinking_budget"]
+    prune_opts = dict(parse_option(o, "--prune-opt") for o in p.get("prune_opt") or [])
+    assembled = {"prune": prune_opts or (True if p.get("prune") else None),
+                 "fields": {k: str(v) for k, v in (parse_option(f, "--field") for f in p.get("field") or [])},
+                 "reasoning": thinking or (True if p.get("reasoning") else None),
+                 "engine_args": dict(parse_option(a, "--engine-arg") for a in p.get("engine_arg") or []),
+                 "request_args": dict(parse_option(a, "--request-arg") for a in p.get("request_arg") or [])}
+    assembled = {k: v for k, v in assembled.items() if v}
+    given.update(assembled)
+    return given, assembled, options
 
 
 def make_spec(fields: dict[str, Any], where: str = "") -> RunSpec:
