@@ -83,7 +83,7 @@ async def run_allocated(engine, task, spec, sc_config, problems: list[Problem], 
                 cfg = sc_config.model_copy(update={"n": k, "seed": sc_config.seed + len(p.samples),
                                                    "early_stop": False})
                 solved = await solve_one(engine, task, spec, cfg, p.problem, budget or BudgetConfig(), trace,
-                                         reasoning=reasoning)
+                                         reasoning=reasoning, run=f"{p.problem.id}@round{round_}")
             row = solved.row
             line = {"id": p.problem.id, "round": round_, "k": k, "samples": row.get("samples", []), "usage": row["usage"],
                     "seconds": row["seconds"], **({"error": row["error"]} if "error" in row else {})}

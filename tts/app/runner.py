@@ -119,10 +119,11 @@ class Solved:
 async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any, problem: Problem,
                     budget: BudgetConfig, trace_sink=None, *,
                     listener: Callable[[dict[str, Any]], None] | None = None,
-                    reasoning: ReasoningConfig | None = None) -> Solved:
+                    reasoning: ReasoningConfig | None = None, run: str | None = None) -> Solved:
     """The one path of a problem through a strategy, for every front door: context, budget, trace, grading (when
     the problem has a gold answer), the DAG and telemetry. A strategy's failure is recorded on the row."""
-    tracer = Tracer(run=problem.id, sink=trace_sink, listener=listener)
+    # `run` names the trace when a problem is solved in several draws (a job-level budget): one timeline per draw
+    tracer = Tracer(run=run or problem.id, sink=trace_sink, listener=listener)
     ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task, reasoning=reasoning)
     t0 = time.monotonic()
     answer = error = correct = None

@@ -45,7 +45,8 @@ def page_data(run_dir: Path) -> dict:
     return {"run": run_dir.name, "config": {k: config.get(k) for k in ("task", "data", "strategy", "strategy_config",
                                                                        "engine", "model", "seed")},
             "summary": summary, "outcomes": {k: list(v) for k, v in OUTCOMES.items()},
-            "problems": [_problem(r, events.get(r["id"], [])) for r in rows]}
+            # a run under a job-level budget traces each draw apart (ID@roundK): the first draw's timeline is shown
+            "problems": [_problem(r, events.get(r["id"]) or events.get(f"{r['id']}@round0", [])) for r in rows]}
 
 
 def write_html(run_dir: Path, out: Path | None = None) -> Path:
