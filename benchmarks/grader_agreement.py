@@ -41,6 +41,27 @@ ADJUDICATED: dict[tuple[str, str, int], tuple[bool, str]] = {
     ("gsm8k", "gsm8k-16", 3): (True, "'The final answer is $\\boxed{125}$.': lm-eval's flexible pattern "
                                      "[$0-9.,]{2,} takes the final '$.' as the last number"),
 }
+_TRAILING_ZEROS = "the answer {} equals the gold; lm-eval's exact match compares strings"
+_CUT = "cut by the length limit after stating the result {}: judged by the result it stated"
+ADJUDICATED.update({
+    ("gsm8k", "gsm8k-18", 7): (True, _CUT.format("'= 57500 dollars/year'")),
+    ("gsm8k", "gsm8k-18", 8): (True, _CUT.format("'= 57500 dollars/year'")),
+    ("gsm8k", "gsm8k-20", 0): (False, "cut inside its code before any result; math-verify evaluates the expression "
+                                      "'4 + 2' it finds and matches the gold 6 by accident"),
+    **{("gsm8k", "gsm8k-24", i): (False, "asked how many cm shorter (8), it boxes the remaining length 'L - 8': an "
+                                         "expression, not the number 8 it contains")
+       for i in (0, 1, 3, 4, 6, 11, 14, 15)},
+    ("gsm8k", "gsm8k-27", 1): (True, _TRAILING_ZEROS.format("\\boxed{243.00}")),
+    ("gsm8k", "gsm8k-27", 6): (True, _CUT.format("'= 243.00'")),
+    **{("gsm8k", "gsm8k-28", i): (True, _TRAILING_ZEROS.format("\\boxed{16.00} / 16.0")) for i in (1, 5, 7, 14)},
+    ("gsm8k", "gsm8k-28", 12): (True, "'\\boxed{16} dollars ... after 60 days': lm-eval's flexible filter takes the "
+                                      "last number, 60"),
+    ("gsm8k", "gsm8k-31", 11): (True, _CUT.format("109.0 (its code's output, written out)")),
+    **{("gsm8k", "gsm8k-33", i): (True, _TRAILING_ZEROS.format("\\boxed{35.0}")) for i in (2, 3, 5, 10, 11)},
+    ("gsm8k", "gsm8k-34", 11): (False, "cut at 'G = 40 + 30 ... G = ' before the sum: it never states 70; "
+                                       "math-verify evaluates 40 + 30"),
+    **{("gsm8k", "gsm8k-37", i): (True, _TRAILING_ZEROS.format("\\boxed{75.00}")) for i in (0, 12)},
+})
 
 
 def lm_eval_norm(s: str) -> str:

@@ -10,14 +10,19 @@ _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+")
 _ANSWER_IS = re.compile(r"(?:final answer|answer)\s*(?:is|:|=)\s*", re.IGNORECASE)
 _LATEX_TEXT = re.compile(r"\\(?:text|mathrm|mbox)\{[^{}]*\}")
 _SLASH = re.compile(r"(-?\d+)\s*/\s*(\d+)(?![\d.])")
+# a single-letter variable next to + - * and a number: "L - 8", "8 + x", "2*n" (units such as "km/h" are words)
+_VARIABLE = re.compile(r"(?<![A-Za-z\\])[A-Za-z]\s*[-+*]\s*\d|\d\s*[-+*]\s*[A-Za-z](?![A-Za-z])")
 _FRAC = re.compile(r"\\d?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}|\\d?frac(\d)(\d)")
 
 
 def to_number(s: str) -> Fraction | None:
-    """Parse the first number in a short answer string ("$1,234.50", "\\frac{3}{4}", "75%", "18 km")."""
+    """Parse the first number in a short answer string ("$1,234.50", "\\frac{3}{4}", "75%", "18 km"); None for an
+    expression in a variable ("L - 8" answers with a length, not with the 8 it contains)."""
     if "\\" in s or "{" in s:  # LaTeX: most answers have none, and this runs once per sample
         s = s.replace("\\!", "").replace("{,}", ",").replace("\\$", "$")
         s = _LATEX_TEXT.sub(" ", s)
+    if _VARIABLE.search(s):
+        return None
     frac = _FRAC.search(s) if "frac" in s else None
     if frac:
         num, den = (frac.group(1), frac.group(2)) if frac.group(1) is not None else (frac.group(3), frac.group(4))
@@ -49,10 +54,10 @@ def extract_answer(text: str) -> str | None:
     if not text:
         return None
     boxed = last_boxed(text)
-    if boxed is not None:
+    if boxed is not None and boxed.strip():
         value = to_number(boxed)
-        if value is not None:
-            return canonical(value)
+        # a boxed answer that is not a number (an expression in a variable) is the answer as written
+        return canonical(value) if value is not None else boxed.strip()
     phrases = list(_ANSWER_IS.finditer(text))
     if phrases:
         tail = text[phrases[-1].end():].split("\n", 1)[0]
