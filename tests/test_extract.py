@@ -38,3 +38,15 @@ def test_grading_compares_numbers_not_strings():
 def test_gold_after_hashes():
     assert numeric_gold("Natalia sold 48/2 = 24 clips.\n#### 72") == "72"
     assert numeric_gold("#### 1,000") == "1000"
+
+
+def test_a_boxed_expression_in_a_variable_is_not_the_number_it_contains():
+    from tts.tasks.extract import extract_answer, is_correct, to_number
+
+    # seen in a real 1.5B output: asked how many cm shorter (8), it boxed the remaining length
+    assert extract_answer("the length will be \\(L - 8\\) cm. The final answer is \\(\\boxed{L - 8}\\).") == "L - 8"
+    assert not is_correct("L - 8", "8")
+    assert to_number("8 + x") is None and to_number("2*n") is None
+    # numbers with units, money, percentages and fractions still read as numbers
+    assert [to_number(s) for s in ("18 km", "$1,234", "75%", "18/hour")] == [18, 1234, 75, 18]
+    assert extract_answer("so \\boxed{18 \\text{ cm}}") == "18"
