@@ -62,6 +62,25 @@ ADJUDICATED.update({
                                        "math-verify evaluates 40 + 30"),
     **{("gsm8k", "gsm8k-37", i): (True, _TRAILING_ZEROS.format("\\boxed{75.00}")) for i in (0, 12)},
 })
+_NEGATIVE = "asked how many more, it boxes {} (a signed difference); the sentence after it says {}, but the final answer is negative"
+ADJUDICATED.update({
+    ("svamp", "chal-34", 2): (True, "'The answer is 63' inside \\[ \\]: math-verify reads no answer from it"),
+    ("svamp", "chal-451", 14): (True, "'\\text{The answer is 3}': math-verify reads no answer from it"),
+    ("svamp", "chal-484", 10): (False, _NEGATIVE.format("-322", "'lost 322 more'")),
+    ("svamp", "chal-791", 15): (False, _NEGATIVE.format("-12", "'12 more push-ups'")),
+    ("svamp", "chal-502", 7): (True, "'\\boxed{70} rows with 2 pencils in each row': lm-eval's flexible filter takes "
+                                     "the last number, 2"),
+    ("svamp", "chal-451", 9): (True, _TRAILING_ZEROS.format("\\boxed{3.0}")),
+    **{("svamp", "chal-597", i): (True, _TRAILING_ZEROS.format("\\boxed{2.0} feet")) for i in (3, 12, 14)},
+})
+_LAST_CHAR = ("'The answer is {}' ends the output: lm-eval's strict pattern needs one more character after the number "
+              "(its final '.' is unescaped)")
+ADJUDICATED.update({
+    ("svamp", "chal-761", 5): (True, _LAST_CHAR.format("345")),
+    ("svamp", "chal-721", 14): (True, _LAST_CHAR.format("51")),
+    ("svamp", "chal-771", 15): (False, "'The answer is 10' ends the output (gold 1): lm-eval's strict pattern backtracks "
+                                       "to capture '1' and lets its unescaped final '.' match the '0'"),
+})
 
 
 def lm_eval_norm(s: str) -> str:
