@@ -81,6 +81,16 @@ ADJUDICATED.update({
     ("svamp", "chal-771", 15): (False, "'The answer is 10' ends the output (gold 1): lm-eval's strict pattern backtracks "
                                        "to capture '1' and lets its unescaped final '.' match the '0'"),
 })
+ADJUDICATED.update({
+    ("gaokao", "gaokao2023en_test-1", 0): (True, "\\boxed{\\{x \\mid -2 \\leq x < 1\\}} is the gold set "
+                                                 "\\{x|-2\\leq x < 1\\} (\\mid for |); math-verify reads no set from it"),
+})
+ADJUDICATED.update({
+    ("gaokao", "gaokao2023en_test-8", 3): (False, "cut before any answer (gold: the hyperbola x^2/2 - y^2/2 = 1); tts "
+                                                  "read its last number, 1, as the equation's right-hand side"),
+    ("gaokao", "gaokao2023en_test-15", 1): (False, "cut mid-derivation at '|PF_2|^2 = ('; tts read the exponent 2 as "
+                                                   "its answer"),
+})
 
 
 def lm_eval_norm(s: str) -> str:

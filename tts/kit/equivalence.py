@@ -48,7 +48,10 @@ def extract_math_answer(text: str) -> str | None:
         tail = re.sub(r"^\$+|\$+$", "", tail.rstrip(". ")).strip()
         if tail:
             return tail
-    numbers = _NUMBER.findall(text)
+    # the last number written as a value: an exponent or an index (x^2, PF_1, a_{10}) is not an answer
+    numbers = [m.group(0) for m in _NUMBER.finditer(text)
+               if text[max(0, m.start() - 1): m.start()] not in ("^", "_")
+               and text[max(0, m.start() - 2): m.start()] not in ("^{", "_{")]
     return numbers[-1].replace(",", "") if numbers else None
 
 
