@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable, Literal
 
 from pydantic import Field
 
+from tts.engine_adapters.pool import Policy
 from tts.kernel.budget import Price
 from tts.kernel.engine import Engine
 from tts.kernel.errors import ConfigError
@@ -34,7 +35,7 @@ class OpenAISpec(Frozen):
     extra_body: dict[str, Any] = {}  # --request-arg: request extras the server takes (vLLM: top_k, min_p, ...)
     # more replicas of the same model (--base-url repeated): a pool routes between them (engine_adapters/pool.py)
     replicas: tuple[str, ...] = ()
-    route: Literal["affinity", "least-loaded", "round-robin"] = "affinity"
+    route: Policy = "affinity"
 
 
 class VLLMSpec(Frozen):
@@ -147,18 +148,11 @@ async def _open_openai(spec: OpenAISpec, problems, responder, price) -> Engine:
         await engine.check()
         return engine
     from tts.engine_adapters.pool import EnginePool
-    from tts.kernel.errors import EngineUnavailable
 
     urls = [spec.base_url, *spec.replicas]
     # a pool fails over instead of retrying a dead replica: one retry each, then the next replica
     pool = EnginePool([one(u, 1) for u in urls], names=urls, policy=spec.route)
-    for i, replica in enumerate(pool.replicas):
-        try:
-            await replica.check()
-        except EngineUnavailable as e:
-            pool._down(i, e)  # out until its health check passes; the run starts on the others
-    if not any(st.healthy for st in pool.stats):
-        raise EngineUnavailable("no engine replica is reachable: " + "; ".join(st.last_error or "" for st in pool.stats))
+    await pool.check()
     return pool
 
 

@@ -19,14 +19,14 @@ import hashlib
 import itertools
 import time
 from dataclasses import asdict, dataclass
-from typing import AsyncIterator, Literal
+from typing import AsyncIterator, Literal, get_args
 
 from tts.kernel.engine import Capabilities, Engine, EngineBase
 from tts.kernel.errors import EngineUnavailable
 from tts.kernel.types import Chunk, Completion, GenerateRequest
 
 Policy = Literal["affinity", "least-loaded", "round-robin"]
-POLICIES = ("affinity", "least-loaded", "round-robin")
+POLICIES = get_args(Policy)
 
 
 @dataclass
@@ -74,20 +74,40 @@ class EnginePool(EngineBase):
         now = time.monotonic()
         for i, st in enumerate(self.stats):
             if not st.healthy and now - (st.down_since or now) >= self.cooldown_s:
-                check = getattr(self.replicas[i], "check", None)
-                try:
-                    if check is not None:
-                        await check()
-                except EngineUnavailable as e:
-                    st.down_since, st.last_error = time.monotonic(), str(e)
+                error = await self._health(i)
+                if error is not None:
+                    st.down_since, st.last_error = time.monotonic(), str(error)
                     continue
                 st.healthy, st.down_since = True, None
+
+    async def _health(self, i: int) -> EngineUnavailable | None:
+        """Replica i's health check, where it has one: the error it failed with, or None."""
+        check = getattr(self.replicas[i], "check", None)
+        try:
+            if check is not None:
+                await check()
+        except EngineUnavailable as e:
+            return e
+        return None
+
+    async def check(self) -> None:
+        """Each replica's health check before a run: the unreachable ones start out of the pool, and the run starts
+        on the others; none reachable is one error naming them all."""
+        for i in range(len(self.replicas)):
+            error = await self._health(i)
+            if error is not None:
+                self._down(i, error)
+        if not any(st.healthy for st in self.stats):
+            raise self._all_down()
+
+    def _all_down(self) -> EngineUnavailable:
+        down = "; ".join(f"{st.name}: {st.last_error or 'down'}" for st in self.stats)
+        return EngineUnavailable(f"all {len(self.stats)} engine replicas are down ({down})")
 
     def _choose(self, request: GenerateRequest, tried: set[int]) -> int:
         up = [i for i, st in enumerate(self.stats) if st.healthy and i not in tried]
         if not up:
-            down = "; ".join(f"{st.name}: {st.last_error or 'down'}" for st in self.stats)
-            raise EngineUnavailable(f"all {len(self.stats)} engine replicas are down ({down})")
+            raise self._all_down()
         if self.policy == "round-robin":
             return up[next(self._rr) % len(up)]
         least = min(up, key=lambda i: (self.stats[i].in_flight, i))

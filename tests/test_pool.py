@@ -199,3 +199,14 @@ async def test_a_problems_calls_stay_together_even_when_their_prompts_diverge():
         assert len(used) == 1
         two_rounds += ctx.usage.calls >= 6
     assert two_rounds >= 3  # refine rounds (prompts that differ from the drafts') did happen
+
+
+async def test_the_start_check_leaves_an_unreachable_replica_out_and_refuses_when_none_answers():
+    replicas = _sims(2)
+    replicas[0].dead.set()
+    pool = EnginePool(replicas, names=["a", "b"])
+    await pool.check()
+    assert [st.healthy for st in pool.stats] == [False, True]
+    replicas[1].dead.set()
+    with pytest.raises(EngineUnavailable, match="all 2 engine replicas are down"):
+        await EnginePool(replicas, names=["a", "b"]).check()
