@@ -13,7 +13,10 @@ from tts.kernel.confidence import calibrate
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, ConfidenceStop, Frozen, GenerateRequest, Problem, Sample
 from tts.strategies import StrategySpec, register
-from tts.strategies.samples import StopName, VoteRule, answer_from, outcome_sample, to_sample, vote_stop_rule
+from tts.kit import stopping
+from tts.kit.aggregate import vote_counts
+from tts.strategies.samples import (StopName, VoteRule, answer_from, canonical, outcome_sample, to_sample,
+                                     vote_stop_rule)
 
 
 class DeepConfConfig(Frozen):
@@ -63,7 +66,9 @@ async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
     ctx.emit("confidence_threshold", threshold=round(threshold, 4), warmup=len(lowest), keep=config.keep)
     rule = vote_stop_rule(ctx, config.stop_rule, config.stop_params, prior=warmup) if config.early_stop else None
     # the warm-up may already settle the vote (every trace agreeing): then no trace is worth starting
-    settled = rule is not None and rule_settled(rule, config.n - config.warmup)
+    votes = vote_counts(canonical(ctx, warmup))
+    settled = config.early_stop and bool(votes) and stopping.make(config.stop_rule, **config.stop_params)(
+        votes, config.n - config.warmup)
     rest = [] if settled else await ctx.branches(
         [partial(one, i, stop) for i in range(config.warmup, config.n)], label="sample", stop_when=rule)
     samples = warmup + [outcome_sample(o) for o in rest]
@@ -71,13 +76,6 @@ async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
     by = "engine" if ctx.engine.capabilities.confidence_stop else "client"
     return answer_from(ctx, samples, config.vote, stopped_early=settled or any(o.status == "cancelled" for o in rest),
                        threshold=round(threshold, 4), warmup=config.warmup, lowconf=lowconf, stopped_by=by)
-
-
-def rule_settled(rule, pending: int) -> bool:
-    """Whether the votes a stop rule already holds settle the group before any branch starts."""
-    from tts.kernel.branches import BranchOutcome
-
-    return rule(BranchOutcome(index=-1, path=(), status="cancelled"), pending) is not None
 
 
 register(StrategySpec("deepconf", run, DeepConfConfig))

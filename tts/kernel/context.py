@@ -89,16 +89,17 @@ class Context:
                 return [await self._stream_confident(request)]
             if self.reasoning is not None:  # thinking is cut by confidence here, not by a thinking budget
                 request = instructed(self.reasoning, request)
-            completions = await self._call(request, lambda req, progress: self.engine.generate(req))
+            completions = await self.raw_generate(request)
             for c in completions:
                 if c.finish_reason == "confidence":
                     self.emit("confidence_stop", by="engine", tokens=c.completion_tokens)
             return split_all(self, completions) if self.reasoning is not None else completions
         if self.reasoning is not None:
             return await think(self, request)
-        return await self._call(request, lambda req, progress: self.engine.generate(req))
+        return await self.raw_generate(request)
 
     async def raw_generate(self, request: GenerateRequest) -> list[Completion]:
+        """One engine call as asked, without reasoning-model handling (budget forcing calls it for each part)."""
         return await self._call(request, lambda req, progress: self.engine.generate(req))
 
     async def _stream_confident(self, request: GenerateRequest) -> Completion:

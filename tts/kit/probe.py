@@ -38,7 +38,6 @@ class ProbeConsensus(Checkpoints):
         self.last: dict[int, str | None] = {}  # each branch's latest probed answer
         self.stopped: dict[int, str | None] = {}  # branches stopped on consensus -> the answer they vote
         self.pruned: list[int] = []
-        self.checks = 0
         self._streak = 0
         self._leader: str | None = None
         self._outlier = Counter()
@@ -48,7 +47,6 @@ class ProbeConsensus(Checkpoints):
         running = [i for i in group.pending() if self.tokens[i] >= c.min_tokens]
         if not running:
             return
-        self.checks += 1
         probes = await probe_answers(self.ctx, self.requests, self.text, running, c.probe_tokens)
         self.last.update(probes)
         done = [getattr(group.outcome(i).value, "answer", None) for i in finished]
