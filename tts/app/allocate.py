@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from tts.app.rows import ResultRow
-from tts.app.runner import RESULTS, SUMMARY, TRACE, _mark, drop_partial_line, solve_one, summarize, wall_seconds
+from tts.app.runner import RESULTS, TRACE, _mark, drop_partial_line, finish_run, solve_one
 from tts.kernel.budget import BudgetConfig
+from tts.kernel.context import Context
 from tts.kernel.trace import json_line
-from tts.kernel.types import Answer, Problem, Sample, TraceStats, Usage
+from tts.kernel.types import Problem, Sample, TraceStats, Usage
 from tts.kit.aggregate import vote_counts
 from tts.kit.allocation import AllocationConfig, ProblemVotes, plan_round
-from tts.kit.voting import semantic_entropy, vote
+from tts.strategies.samples import answer_from, canonical
 
 DRAWS, ALLOCATION = "draws.jsonl", "allocation.jsonl"
 
@@ -57,12 +58,8 @@ def _read_draws(path: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _votes(task, p: _Problem) -> ProblemVotes:
-    answers = task.canonicalize([s.answer for s in p.samples if s.status == "ok" and s.answer is not None])
-    counts: dict[str, int] = {}
-    for a in answers:
-        counts[a] = counts.get(a, 0) + 1
-    return ProblemVotes(votes=counts, samples=p.attempts)
+def _votes(ctx: Context, p: _Problem) -> ProblemVotes:
+    return ProblemVotes(votes=vote_counts(canonical(ctx, p.samples)), samples=p.attempts)
 
 
 async def run_allocated(engine, task, spec, sc_config, problems: list[Problem], run_dir: Path, config: dict,
@@ -76,6 +73,7 @@ async def run_allocated(engine, task, spec, sc_config, problems: list[Problem], 
             state[draw["id"]].add(draw)
     _mark(run_dir, "start")
     gate = asyncio.Semaphore(concurrency)
+    votes_ctx = Context(engine, task=task)  # reads answers' classes the task's way; it makes no call
     with (run_dir / DRAWS).open("a") as draws, (run_dir / TRACE).open("a") as trace, \
             (run_dir / ALLOCATION).open("a") as log:
         async def draw(p: _Problem, k: int, round_: int) -> None:
@@ -98,7 +96,7 @@ async def run_allocated(engine, task, spec, sc_config, problems: list[Problem], 
             # the first round tops every problem up to `initial`; later ones follow the policy
             plan = {pid: alloc.initial - p.attempts for pid, p in state.items() if p.attempts < alloc.initial}
             if not plan:
-                plan = plan_round({pid: _votes(task, p) for pid, p in state.items()}, alloc.total_tokens - spent,
+                plan = plan_round({pid: _votes(votes_ctx, p) for pid, p in state.items()}, alloc.total_tokens - spent,
                                   spent / drawn if drawn else float(sc_config.max_tokens), alloc)
             if not plan:
                 break
@@ -114,28 +112,21 @@ async def run_allocated(engine, task, spec, sc_config, problems: list[Problem], 
     rows = []
     with (run_dir / RESULTS).open("w", encoding="utf-8") as results:
         for p in state.values():
-            row = await _result(task, p, sc_config.vote)
+            row = await _result(Context(engine, task=task), p, sc_config.vote)
             rows.append(row)
             results.write(json_line(row))
-    _mark(run_dir, "end")
-    summary = summarize(rows, config, wall_seconds(run_dir, rows))
-    summary["allocation"] = {**alloc.model_dump(), "rounds": round_,
-                             "samples_per_problem": sorted(p.attempts for p in state.values())}
-    summary["engine_applied"] = engine.describe()
-    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
-    return summary
+    return finish_run(run_dir, rows, config, engine,
+                      allocation={**alloc.model_dump(), "rounds": round_,
+                                  "samples_per_problem": sorted(p.attempts for p in state.values())})
 
 
-async def _result(task, p: _Problem, rule: str) -> dict:
-    answers = task.canonicalize([s.answer for s in p.samples])
-    samples = [s if s.answer == a else s.model_copy(update={"answer": a}) for s, a in zip(p.samples, answers)]
-    chosen, _ = vote(samples, rule)
-    ok = [s.answer for s in samples if s.status == "ok"]
-    answer = Answer(answer=chosen, votes=vote_counts(samples), samples=tuple(samples),
-                    semantic_entropy=round(semantic_entropy(ok), 4) if ok else None,
-                    note=f"{len(p.errors)} draw(s) failed: {p.errors[0]}" if p.errors else None,
-                    meta={"allocated_samples": len(samples)})
-    correct = task.grade(p.problem, chosen) if p.problem.gold is not None else None
+async def _result(ctx: Context, p: _Problem, rule: str) -> dict:
+    """The problem's row: the vote over all its draws' samples, as any sampling strategy's answer is made."""
+    answer = answer_from(ctx, p.samples, rule, allocated_samples=len(p.samples))
+    if p.errors:
+        note = "; ".join(x for x in (answer.note, f"{len(p.errors)} draw(s) failed: {p.errors[0]}") if x)
+        answer = answer.model_copy(update={"note": note})
+    correct = ctx.task.grade(p.problem, answer.answer) if p.problem.gold is not None else None
     if inspect.isawaitable(correct):
         correct = await correct
     row = ResultRow.solved(p.problem.id, p.problem.gold, answer, None if correct is None else bool(correct),

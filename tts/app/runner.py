@@ -288,9 +288,15 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
             raise group.exceptions[0] from None
         finally:
             bar.close()
+    return finish_run(run_dir, rows, config, engine)
+
+
+def finish_run(run_dir: Path, rows: list[dict], config: dict, engine: Engine, **extra: Any) -> dict:
+    """Close a run segment: its end mark, and its summary (with `extra` and what the engine applied besides each
+    request's own values, e.g. the model's generation_config defaults) written to summary.json."""
     _mark(run_dir, "end")
     summary = summarize(rows, config, wall_seconds(run_dir, rows))
-    # what the engine applied besides each request's own values (e.g. the model's generation_config defaults)
+    summary.update(extra)
     summary["engine_applied"] = engine.describe()
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary
