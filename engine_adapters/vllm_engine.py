@@ -27,7 +27,8 @@ def _all_cores() -> str:
 class VLLMEngine(EngineBase):
     name = "vllm"
     # confidence_stop: DeepConf online ends low-confidence traces in the engine (engine_adapters/vllm_confidence.py)
-    capabilities = Capabilities(stream=True, logprobs=True, tokenizer=True, prefix_cache=True, confidence_stop=True)
+    capabilities = Capabilities(stream=True, logprobs=True, tokenizer=True, prefix_cache=True, confidence_stop=True,
+                                metered_stream=True)
     _watchdog = None
 
     def __init__(self, llm, model: str, *, price: Price | None = None, request_args: dict | None = None) -> None:
@@ -139,19 +140,21 @@ class VLLMEngine(EngineBase):
         latency = time.monotonic() - t0
         prompt_tokens = len(final.prompt_token_ids or ())
         cached = final.num_cached_tokens or 0
+        return [self._completion(request, o.text, len(o.token_ids),
+                                 _logprobs(o) if params.logprobs is not None else None, o.finish_reason,
+                                 prompt_tokens if i == 0 else 0, cached if i == 0 else 0, latency)
+                for i, o in enumerate(final.outputs)]
+
+    @staticmethod
+    def _completion(request: GenerateRequest, text: str, tokens: int, lps, finish: str | None, prompt_tokens: int,
+                    cached: int, latency: float) -> Completion:
         stop = request.confidence_stop
-        out = []
-        for i, o in enumerate(final.outputs):
-            lps = _logprobs(o) if params.logprobs is not None else None
-            finish = o.finish_reason
-            if stop is not None and finish == "stop" and _ended_low(lps, stop):
-                finish = "confidence"
-            out.append(Completion(text=o.text, completion_tokens=len(o.token_ids),
-                                  prompt_tokens=prompt_tokens if i == 0 else 0,
-                                  cached_prompt_tokens=cached if i == 0 else 0, finish_reason=finish,
-                                  logprobs=lps if request.logprobs is not None or stop is not None else None,
-                                  latency_s=latency))
-        return out
+        if stop is not None and finish == "stop" and _ended_low(lps, stop):
+            finish = "confidence"
+        return Completion(text=text, completion_tokens=tokens, prompt_tokens=prompt_tokens,
+                          cached_prompt_tokens=cached, finish_reason=finish,
+                          logprobs=lps if request.logprobs is not None or stop is not None else None,
+                          latency_s=latency)
 
     async def stream(self, request: GenerateRequest):
         from vllm.sampling_params import RequestOutputKind
@@ -159,6 +162,8 @@ class VLLMEngine(EngineBase):
 
         params = self._params(request.model_copy(update={"n": 1}), RequestOutputKind.DELTA)
         k = request.logprobs
+        # the final completion carries the trace's logprobs as generate() would (a single-sample call is streamed)
+        lps = [] if params.logprobs is not None else None
         t0 = time.monotonic()
         text, tokens, finished = "", 0, False
         try:
@@ -168,12 +173,13 @@ class VLLMEngine(EngineBase):
                     text += o.text
                     tokens += len(o.token_ids)
                     confidence = _chunk_confidence(o, k) if k else ()
+                    if lps is not None:
+                        lps.extend(_logprobs(o) or ())
                     if out.finished:
                         finished = True
-                        final = Completion(text=text, completion_tokens=tokens,
-                                           prompt_tokens=len(out.prompt_token_ids or ()),
-                                           cached_prompt_tokens=out.num_cached_tokens or 0, finish_reason=o.finish_reason,
-                                           latency_s=time.monotonic() - t0)
+                        final = self._completion(request, text, tokens, tuple(lps) if lps is not None else None,
+                                                 o.finish_reason, len(out.prompt_token_ids or ()),
+                                                 out.num_cached_tokens or 0, time.monotonic() - t0)
                         yield Chunk(text=o.text, completion_tokens=tokens, completion=final, confidence=confidence)
                     else:
                         yield Chunk(text=o.text, completion_tokens=tokens, confidence=confidence)

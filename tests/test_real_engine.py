@@ -88,6 +88,19 @@ async def test_vllm_adapter_in_process(gsm8k):
         assert engine.aborted == 1
         assert engine.llm.get_num_unfinished_requests() == 0
 
+        # Through the context a single-sample call is streamed (vLLM's stream is metered): cancelled, it is charged
+        # the tokens it generated; finished, it comes back as generate() gives it (logprobs, the confidence stop).
+        ctx = Context(engine)
+        task = asyncio.create_task(ctx.generate(chat("Count from 1 to 500.", max_tokens=1000)))
+        await asyncio.sleep(1.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert ctx.usage.calls == 1 and 0 < ctx.usage.completion_tokens < 1000 and ctx.budget.tokens_used > 0
+        assert engine.llm.get_num_unfinished_requests() == 0
+        [cut] = await Context(engine).generate(chat("Count from 1 to 100.", max_tokens=64, confidence_stop=always))
+        assert cut.finish_reason == "confidence" and cut.completion_tokens == 8 and len(cut.logprobs) == 8
+
         # Self-consistency end to end through the context.
         ctx = Context(engine, task=gsm8k)
         answer = await run(ctx, Problem(id="t", question="What is 3 plus 4?", gold="7"),

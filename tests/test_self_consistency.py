@@ -40,6 +40,25 @@ async def test_early_stop_cancels_remaining_samples(problems, gsm8k):
     assert engine.aborted + (8 - engine.started) == 3
 
 
+async def test_samples_cancelled_by_early_stop_are_charged_on_a_metered_engine(problems, gsm8k):
+    # On an engine whose stream is metered (vLLM's), a single-sample call is streamed, so a sample cancelled by the
+    # group's stop is charged the tokens it generated; a plain call reports none (the figure is a lower bound).
+    charged = {}
+    for metered in (False, True):
+        engine = SimulatedEngine.for_problems(problems, SimConfig(accuracy=1.0, latency_per_token_s=0.002))
+        engine.capabilities = engine.capabilities.model_copy(update={"metered_stream": metered})
+        ctx = Context(engine, task=gsm8k)
+        answer = await run(ctx, problems[0], SCConfig(n=8))
+        assert answer.stopped_early and engine.aborted >= 1
+        ends = [e for e in ctx.tracer.events if e["kind"] == "call_end"]
+        cancelled = [e["completion_tokens"] for e in ends if e["status"] == "cancelled"]
+        finished = sum(x.completion_tokens for x in answer.samples if x.status == "ok")
+        assert len(cancelled) == engine.aborted
+        assert ctx.usage.completion_tokens == finished + sum(cancelled) == ctx.budget.tokens_used
+        charged[metered] = sum(cancelled)
+    assert charged[False] == 0 and charged[True] > 0
+
+
 async def test_no_early_stop_when_the_vote_is_open(problems, gsm8k):
     # Samples alternate between two answers (by their seed), so at no point is the leader ahead by more than the
     # samples still running: the decided rule must let all 8 finish, and none may be aborted.

@@ -100,6 +100,8 @@ class Context:
 
     async def raw_generate(self, request: GenerateRequest) -> list[Completion]:
         """One engine call as asked, without reasoning-model handling (budget forcing calls it for each part)."""
+        if request.n == 1 and self.engine.capabilities.metered_stream:
+            return await self._call(request, self._consumer(None, None), stream=True)
         return await self._call(request, lambda req, progress: self.engine.generate(req))
 
     async def _stream_confident(self, request: GenerateRequest) -> Completion:
@@ -137,6 +139,15 @@ class Context:
                                completion=completion))
             return completion
 
+        if self.reasoning is not None:
+            request = instructed(self.reasoning, request)
+        [completion] = await self._call(request, self._consumer(on_chunk, until), stream=True)
+        if self.reasoning is not None:
+            [completion] = split_all(self, [completion])
+        return completion
+
+    def _consumer(self, on_chunk: Callable[[Chunk], None] | None, until: Callable[[Chunk], bool] | None):
+        """The engine call of a stream: it reports the tokens generated so far, so a cancelled one is charged them."""
         async def consume(req: GenerateRequest, progress: list[int]) -> list[Completion]:
             completion, parts = None, []
             async with contextlib.aclosing(self.engine.stream(req)) as chunks:
@@ -155,12 +166,7 @@ class Context:
                 raise RuntimeError("the engine's stream ended without a final completion")
             return [completion]
 
-        if self.reasoning is not None:
-            request = instructed(self.reasoning, request)
-        [completion] = await self._call(request, consume, stream=True)
-        if self.reasoning is not None:
-            [completion] = split_all(self, [completion])
-        return completion
+        return consume
 
     async def _call(self, request: GenerateRequest,
                     run: Callable[[GenerateRequest, list[int]], Awaitable[list[Completion]]], *,

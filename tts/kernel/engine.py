@@ -20,6 +20,10 @@ class Capabilities(Frozen):
     # streams the trace and cancels it
     confidence_stop: bool = False
     routes: bool = False  # routes calls between replicas by request.route_key (a pool)
+    # a stream costs about what a plain call costs (the engine hands tokens over in batches), so the context streams
+    # every single-sample call: one cancelled by a group's early stop is then charged the tokens it generated, where
+    # a plain call would report none
+    metered_stream: bool = False
 
 
 @runtime_checkable
