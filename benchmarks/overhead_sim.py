@@ -9,6 +9,7 @@
 3. Streaming with logprobs (what DeepConf online and probing need): every sample streamed with per-token confidences
    through the context's confidence stop (a threshold no trace reaches, so the work equals plain SC's), at
    `chunk_tokens` tokens per streamed chunk (an engine's stream interval), same ideal as 1.
+4. 1 and 3 again with samples as long as real ones (150-450 tokens, not the simulator's 20-60).
 
 Writes results/bench/overhead_sim.json.
 """
@@ -36,6 +37,7 @@ from tts.kernel.types import ConfidenceStop, GenerateRequest, Problem  # noqa: E
 from tts.strategies.samples import answer_from, outcome_sample, to_sample  # noqa: E402
 
 N, PROBLEMS, IN_FLIGHT = 8, 500, 64
+REAL_LENGTHS = (150, 450)  # uniform: a mean of 300 tokens, as the 1.5B model's GSM8K traces (306)
 
 
 def problems() -> list[Problem]:
@@ -72,10 +74,12 @@ async def sc_streamed(ctx, problem, config: SCConfig):
     return answer_from(ctx, [outcome_sample(o) for o in outcomes], "majority")
 
 
-async def one(latency: float, out: Path, stream: bool = False, chunk_tokens: int = 4) -> tuple[float, float, int]:
+async def one(latency: float, out: Path, stream: bool = False, chunk_tokens: int = 4,
+              lengths: tuple[int, int] = (20, 60)) -> tuple[float, float, int, float]:
     task, probs = tasks.get("gsm8k"), problems()
     engine = SimulatedEngine.for_problems(probs, SimConfig(latency_per_token_s=latency, slots=N * IN_FLIGHT,
-                                                           chunk_tokens=chunk_tokens))
+                                                           chunk_tokens=chunk_tokens, min_tokens=lengths[0],
+                                                           max_tokens=lengths[1]))
     config = SCConfig(n=N, early_stop=False, batch=False)
     ideal = ideal_makespan(engine, task, probs, config)
     spec = strategies.StrategySpec("sc-streamed", sc_streamed, SCConfig) if stream else strategies.get("sc")
@@ -103,6 +107,16 @@ async def main() -> None:
                     "cpu_s": round(c, 3)}
             _, _, _, c0s = await one(0.0, Path(tmp) / f"st{chunk}-0", stream=True, chunk_tokens=chunk)
             streamed[f"{chunk}_tokens_per_chunk_per_branch_cpu_us"] = round(c0s / (PROBLEMS * N) * 1e6, 1)
+        # The simulator's samples are 20-60 tokens, a seventh of a real trace (Qwen2.5-Coder-1.5B's GSM8K traces
+        # average 306), so branches end 7x as often as on a real job and the per-branch CPU weighs 7x as much:
+        # the same runs at a real trace's length.
+        real_length = {}
+        for stream_it in (False, True):
+            for latency in (0.002, 0.004):
+                w, i, _, c = await one(latency, Path(tmp) / f"rl{stream_it}-{latency}", stream=stream_it,
+                                       chunk_tokens=16, lengths=REAL_LENGTHS)
+                real_length[f"{'streamed_16' if stream_it else 'not_streamed'}@{latency}"] = {
+                    "wall_s": round(w, 3), "ideal_s": round(i, 3), "wall_over_ideal": round(w / i, 4)}
     sweep["0.004"] = {"wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "wall_over_ideal": round(wall / ideal, 4)}
     branches = PROBLEMS * N
     result = {
@@ -114,6 +128,7 @@ async def main() -> None:
         "per_branch_overhead_us": round(wall0 / branches * 1e6, 1),
         "per_branch_cpu_us": round(cpu0 / branches * 1e6, 1),
         "streamed_with_confidence": streamed,
+        "at_real_trace_length": {"sample_tokens": list(REAL_LENGTHS), **real_length},
         "machine_load_1min": round(os.getloadavg()[0], 2),
         "note": "per-branch overhead includes the whole pipeline: request building, budget, trace events, DAG, "
                 "answer extraction, voting, results and trace files",

@@ -61,15 +61,15 @@ async def sample(ctx: Context, problem: Problem, config: SCConfig) -> Sampled:
         top_p=config.top_p, seed=config.seed, logprobs=config.wanted_logprobs(),
     )
     stop = vote_stop_rule(ctx, config.stop_rule, config.stop_params) if config.early_stop else None
+    # one request per sample, each with its own seed (the watched paths stream them one by one)
+    requests = [base.model_copy(update={"seed": config.seed + i}) for i in range(config.n)]
     if config.probe is not None:
-        requests = [base.model_copy(update={"seed": config.seed + i}) for i in range(config.n)]
         outcomes, watcher = await run_probed(ctx, requests, config.probe, stop_when=stop,
                                              convert=lambda i, c: to_sample(ctx, i, c))
         samples = [watcher.sample(o, outcome_sample) for o in outcomes]
         return Sampled(samples=tuple(samples), stopped_early=bool(watcher.stopped) or any(
             o.status == "cancelled" and o.index not in watcher.stopped for o in outcomes))
     if config.prune is not None:
-        requests = [base.model_copy(update={"seed": config.seed + i}) for i in range(config.n)]
         outcomes, pruner = await run_pruned(ctx, requests, config.prune, stop_when=stop,
                                             convert=lambda i, c: to_sample(ctx, i, c))
         samples = [outcome_sample(o) for o in outcomes]
@@ -87,7 +87,7 @@ async def sample(ctx: Context, problem: Problem, config: SCConfig) -> Sampled:
                                      else [outcome_sample(outcome)]))
 
     async def one(i: int) -> Sample:
-        [completion] = await ctx.generate(base.model_copy(update={"seed": config.seed + i}))
+        [completion] = await ctx.generate(requests[i])
         return to_sample(ctx, i, completion)
 
     outcomes = await ctx.branches([partial(one, i) for i in range(config.n)], label="sample", stop_when=stop)

@@ -51,7 +51,9 @@ class Context:
         sub._parent = self
         return sub
 
-    def _charge(self, usage: Usage) -> None:
+    def charge(self, usage: Usage) -> None:
+        """Adds usage to this context and every context it derives from (a call's, or thinking tokens split out of
+        completions that were already charged)."""
         ctx: Context | None = self
         while ctx is not None:
             ctx.usage = ctx.usage + usage
@@ -213,7 +215,7 @@ class Context:
                 usage = Usage(completion_tokens=used, calls=1, usd=usd)  # the request was sent: it counts
                 end = dict(completion_tokens=used, **({"error": error} if error else {}))
             self.budget.settle(reserved, used, usd)
-            self._charge(usage)
+            self.charge(usage)
             self.tracer.set_status(node, "done" if status == "ok" else status, tokens=used, seconds=seconds,
                                    **({"error": error} if error else {}))
             self.emit("call_end", node=node, status=status, seconds=seconds, **end)

@@ -68,7 +68,7 @@ def split_all(ctx, completions: list[Completion]) -> list[Completion]:
         thinking_tokens += tokens
         out.append(c.model_copy(update={"text": answer, "thinking": thinking, "thinking_tokens": tokens}))
     if thinking_tokens:
-        ctx._charge(Usage(thinking_tokens=thinking_tokens))
+        ctx.charge(Usage(thinking_tokens=thinking_tokens))
     return out
 
 
@@ -108,5 +108,5 @@ async def think(ctx, request: GenerateRequest) -> list[Completion]:
     async with asyncio.TaskGroup() as tg:  # each sample answers on its own; an error cancels the call as a whole
         tasks = [tg.create_task(answer(c)) for c in thoughts]
     out = [t.result() for t in tasks]
-    ctx._charge(Usage(thinking_tokens=sum(c.thinking_tokens for c in out)))
+    ctx.charge(Usage(thinking_tokens=sum(c.thinking_tokens for c in out)))
     return out
