@@ -114,21 +114,21 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                                    responder=t.sim_responder(problems) if t.sim_responder else None)
         if kind == "sim":
             try:
-                return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done)
+                return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done, alloc)
             finally:
                 await engine.aclose()
         engines[key] = engine
-    return await _run(engines[key], t, s, config, problems, spec, rid, run_config, progress, done)
+    return await _run(engines[key], t, s, config, problems, spec, rid, run_config, progress, done, alloc)
 
 
-async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, done):
+async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, done, alloc):
     from tts.app.runner import run_eval
 
     run_dir = spec.output / rid
-    if "allocation" in run_config:
+    if alloc is not None:
         from tts.app.allocate import run_allocated
 
-        summary = await run_allocated(engine, t, s, config, problems, run_dir, run_config, spec.allocation(),
+        summary = await run_allocated(engine, t, s, config, problems, run_dir, run_config, alloc,
                                       concurrency=spec.concurrency, budget=spec.budget(), reasoning=spec.reasoning)
         return summary, run_dir
     summary = await run_eval(engine, t, s, config, problems, run_dir, run_config, resume=spec.resume,
