@@ -69,3 +69,32 @@ def test_a_killed_worker_loses_no_problem_and_duplicates_none(tmp_path):
     ids = [json.loads(x)["id"] for x in (run_dir / "results.jsonl").read_text().splitlines()]
     assert killed and sorted(ids) == sorted(p.id for p in problems)  # each exactly once
     assert summary["executor"]["workers_lost"] >= 1 and summary["problems"] == 40
+
+
+def test_a_batch_that_fails_twice_in_live_workers_becomes_error_rows(tmp_path):
+    """Every worker's engine fails to open (its server is down): each batch is tried twice, then its problems are
+    written as error rows naming the cause; the job ends, with every problem in results.jsonl exactly once."""
+    import asyncio
+    import socket
+
+    import ray
+
+    from tts import tasks
+    from tts.app.ray_executor import run_eval_ray
+    from tts.app.spec import RunSpec
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = RunSpec(engine="openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", n=2, task="gsm8k", limit=6)
+    problems = tasks.get("gsm8k").load()[:6]
+    run_dir = tmp_path / "f"
+    try:
+        summary = asyncio.run(run_eval_ray(spec, problems, run_dir, {"task": "gsm8k"}, workers=2, batch=3))
+    finally:
+        ray.shutdown()
+    rows_ = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows_) == sorted(p.id for p in problems)
+    assert all(r["error"].startswith("worker error:") and str(port) in r["error"] and not r["correct"]
+               for r in rows_), rows_[0]
+    assert summary["executor"]["problems_failed_in_workers"] == 6 and summary["executor"]["workers_lost"] == 0
