@@ -46,7 +46,13 @@ class SimConfig(Frozen):
     confidence_gap: float = Field(0.0, ge=0.0)
     # end low-confidence traces inside the engine (as vLLM's confidence processor does), else only stream them
     confidence_stop: bool = False
+    # a probe on a prefix shorter than this share of its trace answers an intermediate quantity (the same for every
+    # trace of a problem, as real traces of a multi-step problem pass through the same steps); 0: the final answer
+    probe_intermediate_until: float = Field(0.0, ge=0.0, le=1.0)
     seed: int = 0
+
+
+_INTERMEDIATE = 99991  # what an early probe answers: a number no problem's answer is
 
 
 def _rng(*parts: object) -> random.Random:
@@ -113,6 +119,8 @@ class SimulatedEngine(EngineBase):
         prefix = request.messages[-1].content[: -len(PROBE_SUFFIX)]
         for text, *_ in self._plans.values():
             if prefix and text.startswith(prefix) and "The answer is " in text:
+                if len(prefix) < self.config.probe_intermediate_until * len(text):
+                    return f" {_INTERMEDIATE}."
                 return " " + text.rsplit("The answer is ", 1)[1]
         return None
 

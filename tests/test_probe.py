@@ -14,7 +14,7 @@ PROBLEMS = [Problem(id=str(i), question=f"Mia has {i} pens and finds {i} more. H
 
 
 def _engine(accuracy: float) -> SimulatedEngine:
-    return SimulatedEngine.for_problems(PROBLEMS, SimConfig(accuracy=accuracy, latency_per_token_s=0.0005,
+    return SimulatedEngine.for_problems(PROBLEMS, SimConfig(accuracy=accuracy, latency_per_token_s=0.0015,
                                                             min_tokens=100, max_tokens=160))
 
 
@@ -30,7 +30,8 @@ async def test_agreeing_traces_stop_at_consensus_and_vote_their_probed_answer():
     full_tokens = probe_tokens = 0
     for p in PROBLEMS:
         plain, plain_ctx, _ = await _solve(engine, p, n=8, early_stop=False, batch=False)
-        answer, ctx, tracer = await _solve(engine, p, n=8, early_stop=False, probe={"checkpoint_tokens": 32})
+        answer, ctx, tracer = await _solve(engine, p, n=8, early_stop=False,
+                                           probe={"checkpoint_tokens": 32, "min_final": 0})
         assert answer.answer == p.gold == plain.answer
         probed = [s for s in answer.samples if s.status == "probed"]
         assert probed and all(s.answer == p.gold for s in probed)  # they vote, with the answer they were heading for
@@ -65,3 +66,21 @@ def test_probe_and_prune_are_one_or_the_other():
 
     with pytest.raises(ConfigError, match="choose one"):
         make_config(get("sc"), n=4, prune={}, probe={})
+
+
+async def test_early_probes_agreeing_on_an_intermediate_quantity_wait_for_a_finished_trace():
+    # Every trace of a problem passes through the same intermediate quantity (the simulator's probe answers it on
+    # the first 60% of a trace), as GSM8K traces did live: with no finished trace required, the group stops on it
+    # and answers it; requiring one finished trace (the default) keeps the final answer.
+    engine = SimulatedEngine.for_problems(PROBLEMS, SimConfig(accuracy=1.0, latency_per_token_s=0.0015,
+                                                              min_tokens=100, max_tokens=160,
+                                                              probe_intermediate_until=0.6))
+    premature = guarded = 0
+    for p in PROBLEMS:
+        early, _, _ = await _solve(engine, p, n=8, early_stop=False, probe={"checkpoint_tokens": 24, "min_final": 0})
+        premature += early.answer == "99991"
+        answer, _, tracer = await _solve(engine, p, n=8, early_stop=False, probe={"checkpoint_tokens": 24})
+        guarded += answer.answer == p.gold
+        consensus = [e for e in tracer.events if e["kind"] == "probe_consensus"]
+        assert all(e["answer"] == p.gold for e in consensus)
+    assert premature >= len(PROBLEMS) // 2 and guarded == len(PROBLEMS)
