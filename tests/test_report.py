@@ -53,3 +53,19 @@ def test_report_draws_a_policy_replay_frontier(tmp_path):
     r = subprocess.run([*cli, str(tmp_path / "missing.json")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing.json'}: missing (policy replay)"]
+
+
+def test_runs_of_one_name_in_two_folders_keep_their_own_figures(tmp_path):
+    import shutil
+
+    first = run(tmp_path, "same", "--no-early-stop")
+    other = tmp_path / "elsewhere" / "same"
+    shutil.copytree(first, other)
+    summary = json.loads((other / "summary.json").read_text())
+    summary["engine_applied"] = {"pool": {"policy": "affinity", "replicas": [
+        {"name": "http://replica-b/v1", "requests": 7, "completion_tokens": 70, "prompt_tokens": 700,
+         "cached_prompt_tokens": 0, "failures": 0, "busy_seconds": 1.0, "healthy": True}]}}
+    (other / "summary.json").write_text(json.dumps(summary))
+    text, by_task = table([first, other])
+    assert [path for path, *_ in by_task["demo"]] == [first, other]
+    assert text.count("replica-b") == 1 and text.splitlines()[-1].strip().startswith("http://replica-b")

@@ -30,27 +30,27 @@ def _grader(config: dict):
 
 
 def table(paths: list[Path]) -> tuple[str, dict]:
-    by_task: dict[str, list[tuple[str, dict, list[dict], dict]]] = defaultdict(list)
-    paths_by_name = {path.name: path for path in paths}
+    # each run keeps its folder: two runs of one name in different folders are two runs
+    by_task: dict[str, list[tuple[Path, dict, list[dict], dict]]] = defaultdict(list)
     for path in paths:
         config, rows = load_run(path)
         if rows:
             # the run's wall time over its segments, not the sum of per-problem times (problems run concurrently)
-            by_task[config.get("task", "?")].append((path.name, config, rows,
+            by_task[config.get("task", "?")].append((path, config, rows,
                                                       summarize(rows, config, wall_seconds(path, rows))))
     lines = []
     for task, runs in by_task.items():
         lines.append(f"task {task}")
         lines.append(f"  {'run':34} {'strategy':18} {'acc':>6} {'95% CI':>13} {'n':>4} {'gen tok':>9} "
                      f"{'tok/prob':>8} {'cached':>8} {'wall s':>8}")
-        for name, config, rows, s in runs:
-            wall = s["wall_seconds"]
+        for path, config, rows, s in runs:
+            name, wall = path.name, s["wall_seconds"]
             lo, hi = s["accuracy_ci95"]
             lines.append(f"  {name[:34]:34} {config.get('strategy', '?')[:18]:18} {s['accuracy']:6.3f} "
                          f"{lo:6.3f}-{hi:5.3f} {s['problems']:4d} {s['completion_tokens']:9d} "
                          f"{s['completion_tokens'] / max(1, s['problems']):8.0f} {s['cached_prompt_tokens']:8d} "
                          f"{wall:8.1f}")
-            lines += replica_lines(paths_by_name.get(name))
+            lines += replica_lines(path)
     return "\n".join(lines), by_task
 
 
@@ -97,12 +97,12 @@ def plots(by_task: dict, out_dir: Path) -> list[Path]:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
         refused = []
         families: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
-        for name, config, rows, s in runs:
-            families[config.get("strategy", name)].append(
+        for path, config, rows, s in runs:
+            families[config.get("strategy", path.name)].append(
                 (s["completion_tokens"] / max(1, s["problems"]), s["accuracy"], *s["accuracy_ci95"]))
         draw_frontier(a1, families)
-        for name, config, rows, s in runs:
-            grade = _grader(config)
+        for path, config, rows, s in runs:
+            name, grade = path.name, _grader(config)
             n = max((len(r.get("samples", [])) for r in rows), default=0)
             if not grade or n < 2:
                 continue
