@@ -147,3 +147,30 @@ async def test_prune_shadow_adds_to_the_dag_without_overwriting_it(gsm8k):
     # each record carries its own trace's tokens, not a running total
     assert sorted(p["shadow_tokens"] for p in prunes) == sorted(tokens.values())
     assert all(p["shadow_answer"] == "7" for p in prunes)
+
+
+async def test_apr_children_can_stop_on_probe_consensus():
+    # Probe consensus reaches APR's children through `child`: each child samples, probes its in-flight samples and
+    # stops them once their probed answers agree, under the parent's budget and trace.
+    from tts.kit.watched import PROBE_SUFFIX
+    from tts.strategies.apr import APRConfig, run as run_apr
+
+    def responder(request):
+        text = request.prompt_text()
+        if "You are helper" in text:
+            if request.messages[-1].content.endswith(PROBE_SUFFIX):
+                return None  # a probe: the simulator answers what the probed sample is heading for
+            return " ".join(["Let me try this step."] * (20 + request.seed)) + " The answer is 7."
+        if request.continue_final:
+            return "So the total is 35. The answer is 35."
+        return "<spawn><task>count the first part</task><task>count the second part</task>"
+
+    problem = Problem(id="c", question="Mia has 5 boxes of 7 pens. How many pens?", gold="35")
+    engine = SimulatedEngine(SimConfig(latency_per_token_s=0.001), responder=responder)
+    ctx = Context(engine, task=tasks.get("gsm8k"))
+    child = "sc(n=6, early_stop=False, probe={'checkpoint_tokens': 16, 'min_final': 1, 'prune_outliers': False})"
+    answer = await run_apr(ctx, problem, APRConfig(child=child))
+    consensus = [e for e in ctx.tracer.events if e["kind"] == "probe_consensus"]
+    probes = [d for _, d in ctx.tracer.dag.nodes(data=True) if d["kind"] == "branch" and d.get("label") == "probe"]
+    assert len(consensus) == 2 and {e["answer"] for e in consensus} == {"7"} and probes  # one per child
+    assert answer.answer == "35" and engine.in_flight == 0
