@@ -24,7 +24,7 @@ from tts.strategies.self_consistency import SCConfig
 from tts.kernel.context import Context
 from tts.kit.embed import embed
 from tts.kit.prune import PruneConfig, last_step
-from tts.kit.watched import PROBE_SUFFIX
+from tts.kit.watched import PROBE_LEAD
 from tts.kernel.types import GenerateRequest, Message
 
 
@@ -40,9 +40,9 @@ def auroc(scores: list[float], labels: list[bool]) -> float | None:
 
 async def probe_answers(ctx: Context, task, problem, prefixes: list[str]) -> list[str | None]:
     async def one(prefix: str):
-        messages = (*task.messages(problem), Message(role="assistant", content=prefix + PROBE_SUFFIX))
+        messages = (*task.messages(problem), Message(role="assistant", content=prefix + PROBE_LEAD + task.answer_cue))
         [c] = await ctx.generate(GenerateRequest(messages=messages, continue_final=True, max_tokens=12))
-        return task.extract("The answer is" + c.text)
+        return task.extract(task.answer_cue + c.text)
 
     outcomes = await ctx.branches([lambda p=p: one(p) for p in prefixes], label="probe")
     return task.canonicalize([o.value if o.status == "ok" else None for o in outcomes])

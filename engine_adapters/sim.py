@@ -24,7 +24,7 @@ from tts.kernel.budget import Price
 from tts.kernel.confidence import first_stop
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
-from tts.kit.watched import PROBE_SUFFIX
+from tts.kit.watched import PROBE_LEAD
 
 _FILLER = (
     "First we read the problem carefully.", "We note the quantities given.", "Next we combine them step by step.",
@@ -113,10 +113,9 @@ class SimulatedEngine(EngineBase):
     def _probe(self, request: GenerateRequest) -> str | None:
         """An answer probe (tts/kit/watched.py) on a prefix of a trace this simulator wrote: the answer that trace
         is heading for, as a model that has settled would say it. None for any other request."""
-        if not request.continue_final or not request.messages or not request.messages[-1].content.endswith(
-                PROBE_SUFFIX):
+        if not request.continue_final or not request.messages or PROBE_LEAD not in request.messages[-1].content:
             return None
-        prefix = request.messages[-1].content[: -len(PROBE_SUFFIX)]
+        prefix = request.messages[-1].content.rsplit(PROBE_LEAD, 1)[0]
         for text, *_ in self._plans.values():
             if prefix and text.startswith(prefix) and "The answer is " in text:
                 if len(prefix) < self.config.probe_intermediate_until * len(text):

@@ -46,6 +46,9 @@ class Task:
     # Code tasks: the candidate as a runnable module, and the calls its prompt shows (code-sc runs candidates on them)
     program: Callable[[Problem, str], str] | None = None
     example_calls: Callable[[Problem], list[str]] = lambda problem: []
+    # the words this task's final answer follows in its format: an answer probe ends a trace's prefix with them and
+    # reads the answer from the continuation; None: answers are not probed (a program is not a guess to ask for)
+    answer_cue: str | None = "The answer is"
     about: str = ""
 
     def messages(self, problem: Problem) -> tuple[Message, ...]:
@@ -138,9 +141,10 @@ def names() -> list[str]:
 _numeric, _latex = _qa(numeric_gold), _qa(latex_gold)
 _word = partial(Task, prompt=gsm8k.PROMPT, extract=gsm8k.extract, grade=gsm8k.grade, parse_row=_numeric)
 _math = partial(Task, prompt=math_task.PROMPT, extract=math_task.extract, grade=math_task.grade, parse_row=_latex,
-                canonicalize=math_task.canonicalize)
+                canonicalize=math_task.canonicalize, answer_cue="The final answer is \\boxed{")
 _code = partial(Task, prompt=humaneval.PROMPT, extract=humaneval.extract, grade=humaneval.grade,
-                parse_row=humaneval.parse_row, program=humaneval.program, example_calls=humaneval.example_calls)
+                parse_row=humaneval.parse_row, program=humaneval.program, example_calls=humaneval.example_calls,
+                answer_cue=None)
 
 _TASKS = {t.name: t for t in [
     # Word problems with numeric answers: the last number / "The answer is N" / `#### N` conventions
@@ -162,11 +166,12 @@ _TASKS = {t.name: t for t in [
     _code(name="humaneval", source=Source(hub="openai/openai_humaneval", size=164, packaged="humaneval.jsonl"),
           about="HumanEval"),
     Task("mbpp", mbpp.PROMPT, mbpp.extract, mbpp.grade, parse_row=mbpp.parse_row, program=mbpp.program,
-         example_calls=mbpp.example_calls, source=Source(hub="google-research-datasets/mbpp", config="full", size=500),
+         example_calls=mbpp.example_calls, answer_cue=None, source=Source(hub="google-research-datasets/mbpp", config="full", size=500),
          about="MBPP test split"),
     # Generated problems
-    Task("countdown", "{question}", countdown.extract, countdown.grade, generate=countdown.load,
+    Task("countdown", "{question}", countdown.extract, countdown.grade, generate=countdown.load, answer_cue="Answer:",
          about="Countdown: always-solvable generated instances, checked exactly"),
     Task("tools", tool_qa.PROMPT, tool_qa.extract, tool_qa.grade, generate=tool_qa.load, tools=tool_qa.make_tools,
+         answer_cue="Answer:",
          sim_responder=tool_qa.sim_responder, about="questions over tools with simulated latency (LLMCompiler, ReAct)"),
 ]}

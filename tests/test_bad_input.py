@@ -69,6 +69,8 @@ CASES = [
     (["--budget-usd", "1"], "--price"),
     (["--price", "cheap", "--budget-usd", "1"], "--price"),
     (["--executor", "quantum"], "unknown executor"),
+    (["--task", "humaneval", "-o", "probe={}"], "no answer to probe"),
+    (["--task", "humaneval", "--prune", "--prune-opt", "signal=probe"], "no answer to probe"),
     (["--resume", "--run-id", "never-ran"], "nothing to resume"),
 ]
 

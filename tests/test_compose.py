@@ -152,13 +152,13 @@ async def test_prune_shadow_adds_to_the_dag_without_overwriting_it(gsm8k):
 async def test_apr_children_can_stop_on_probe_consensus():
     # Probe consensus reaches APR's children through `child`: each child samples, probes its in-flight samples and
     # stops them once their probed answers agree, under the parent's budget and trace.
-    from tts.kit.watched import PROBE_SUFFIX
+    from tts.kit.watched import PROBE_LEAD
     from tts.strategies.apr import APRConfig, run as run_apr
 
     def responder(request):
         text = request.prompt_text()
         if "You are helper" in text:
-            if request.messages[-1].content.endswith(PROBE_SUFFIX):
+            if PROBE_LEAD in request.messages[-1].content:
                 return None  # a probe: the simulator answers what the probed sample is heading for
             return " ".join(["Let me try this step."] * (20 + request.seed)) + " The answer is 7."
         if request.continue_final:

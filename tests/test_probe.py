@@ -84,3 +84,30 @@ async def test_early_probes_agreeing_on_an_intermediate_quantity_wait_for_a_fini
         consensus = [e for e in tracer.events if e["kind"] == "probe_consensus"]
         assert all(e["answer"] == p.gold for e in consensus)
     assert premature >= len(PROBLEMS) // 2 and guarded == len(PROBLEMS)
+
+
+async def test_a_probe_ends_with_the_tasks_own_answer_cue_and_code_is_not_probed():
+    from tts.kernel.errors import ConfigError
+    from tts.kernel.types import GenerateRequest, Message
+    from tts.kit.watched import PROBE_LEAD, probe_answers
+    from tts.tasks import get as task
+
+    asked = []
+
+    def responder(request):
+        asked.append(request.messages[-1].content)
+        return {"The answer is": " 12.", "The final answer is \\boxed{": "3/4} because", "Answer:": " (1 + 2) * 4"}[
+            next(c for c in ("The final answer is \\boxed{", "The answer is", "Answer:")
+                 if request.messages[-1].content.endswith(c))]
+
+    engine = SimulatedEngine(SimConfig(), responder=responder)
+    req = [GenerateRequest(messages=(Message(role="user", content="q"),))]
+    got = {}
+    for name in ("gsm8k", "math", "countdown"):
+        ctx = Context(engine, task=task(name))
+        got[name] = (await probe_answers(ctx, req, ["Some reasoning so far."], [0], 12))[0]
+        assert asked[-1] == "Some reasoning so far." + PROBE_LEAD + task(name).answer_cue
+    assert got == {"gsm8k": "12", "math": "3/4", "countdown": "(1 + 2) * 4"}
+    with pytest.raises(ConfigError, match="humaneval"):
+        await probe_answers(Context(engine, task=task("humaneval")), req, ["def f():"], [0], 12)
+    assert len(asked) == 3  # the code task was refused before any probe reached the engine

@@ -11,9 +11,11 @@ from typing import Any, Callable, Protocol
 
 from tts.kernel.branches import BranchGroup, BranchOutcome, StopRule
 from tts.kernel.context import Context
+from tts.kernel.errors import ConfigError
 from tts.kernel.types import Chunk, Completion, GenerateRequest, Message
 
-PROBE_SUFFIX = "\n\nSo far, my current best guess for the final answer is: The answer is"
+# Dynasor's probe: the trace's prefix, this lead, then the task's answer cue ("The answer is", "\\boxed{", "Answer:")
+PROBE_LEAD = "\n\nSo far, my current best guess for the final answer is: "
 
 
 class Watcher(Protocol):
@@ -48,12 +50,17 @@ class Checkpoints:
 async def probe_answers(ctx: Context, requests: list[GenerateRequest], texts: list[str], indices: list[int],
                         probe_tokens: int) -> dict[int, str | None]:
     """Each indexed trace's current answer (canonical), by a short greedy continuation of its prefix."""
+    cue = ctx.task.answer_cue
+    if cue is None:
+        raise ConfigError(f"task '{ctx.task.name}' has no answer to probe (its answers are programs): probe "
+                          f"consensus and the probe pruning signals do not apply")
+
     async def probe(i: int) -> str | None:
         req = requests[i]
-        messages = (*req.messages, Message(role="assistant", content=texts[i] + PROBE_SUFFIX))
+        messages = (*req.messages, Message(role="assistant", content=texts[i] + PROBE_LEAD + cue))
         [c] = await ctx.generate(GenerateRequest(messages=messages, continue_final=True, temperature=0.0,
                                                  max_tokens=probe_tokens))
-        return ctx.task.extract("The answer is" + c.text)
+        return ctx.task.extract(cue + c.text)
 
     outcomes = await ctx.branches([partial(probe, i) for i in indices], label="probe")
     answers = [o.value if o.status == "ok" else None for o in outcomes]
