@@ -62,6 +62,9 @@ def check(run: Path, traces: str) -> dict:
     events = _events(run)
     ends = [e for e in events if e.get("kind") == "call_end"]
     stops = Counter(e.get("by") for e in events if e.get("kind") == "confidence_stop")
+    probes = {(e.get("run"), tuple(e.get("path", ()))) for e in events
+              if e.get("kind") == "branch_start" and e.get("label") == "probe"}
+    probe_ends = [e for e in ends if (e.get("run"), tuple(e.get("path", ()))) in probes]
     sc16 = [sc(r, 16) for r in rows]
     sc8 = [sc(r, 8) for r in rows]
     ref = [right(r, a) for r, (a, _) in zip(rows, sc16)]
@@ -78,6 +81,10 @@ def check(run: Path, traces: str) -> dict:
                  "tokens_of_cancelled_calls": sum(e.get("completion_tokens", 0) for e in ends
                                                   if e.get("status") == "cancelled"),
                  "confidence_stops": dict(stops),
+                 "probe_calls": len(probe_ends),
+                 "probe_generated_tokens": sum(e.get("completion_tokens", 0) for e in probe_ends),
+                 "probe_prompt_tokens": sum(e.get("prompt_tokens", 0) for e in probe_ends),
+                 "probe_cached_prompt_tokens": sum(e.get("cached_prompt_tokens", 0) for e in probe_ends),
                  "stopped_early": sum(bool(live[r["id"]].get("stopped_early")) for r in rows),
                  "lost_vs_recorded_sc16": sum(f and not o for f, o in zip(ref, ok)),
                  "gained_vs_recorded_sc16": sum(o and not f for f, o in zip(ref, ok))},
