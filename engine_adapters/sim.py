@@ -76,6 +76,7 @@ class SimulatedEngine(EngineBase):
         if self.config.confidence_stop:
             self.capabilities = self.capabilities.model_copy(update={"confidence_stop": True})
         self._plans: dict[tuple, tuple[str, int, float, str]] = {}
+        self._texts: dict[tuple, list[str]] = {}  # a prompt's messages -> the texts planned for it (probes look up)
         self._confidences: dict[tuple[str, str], list[float]] = {}
         self.started = 0
         self.finished = 0
@@ -108,6 +109,7 @@ class SimulatedEngine(EngineBase):
         key = (request.prompt_text(), request.temperature == 0.0, request.seed, choice, request.max_tokens)
         if key not in self._plans:
             self._plans[key] = self._plan(request, choice)
+            self._texts.setdefault(request.messages, []).append(self._plans[key][0])
         return self._plans[key]
 
     def _probe(self, request: GenerateRequest) -> str | None:
@@ -116,7 +118,7 @@ class SimulatedEngine(EngineBase):
         if not request.continue_final or not request.messages or PROBE_LEAD not in request.messages[-1].content:
             return None
         prefix = request.messages[-1].content.rsplit(PROBE_LEAD, 1)[0]
-        for text, *_ in self._plans.values():
+        for text in self._texts.get(request.messages[:-1], ()):  # the probed trace's own request's plans
             if prefix and text.startswith(prefix) and "The answer is " in text:
                 if len(prefix) < self.config.probe_intermediate_until * len(text):
                     return f" {_INTERMEDIATE}."
