@@ -68,27 +68,47 @@ def adaptive(row: dict, rule: str, params: dict, wave: int) -> tuple[str | None,
 
 
 def deepconf(row: dict, warmup: int, keep: float, window: int, rule: str | None, params: dict,
-             weighted: bool) -> tuple[str | None, int, int]:
-    """DeepConf online, traces one at a time after the warm-up; returns (answer, tokens, traces cut)."""
+             weighted: bool, in_flight: int = 1) -> tuple[str | None, int, int]:
+    """DeepConf online; returns (answer, tokens, traces cut). After the warm-up, `in_flight` traces run at once, all
+    decoding at one speed (a batched engine); when the vote settles, the running traces are paid for up to then and
+    the ones not started cost nothing. in_flight=1 is one trace at a time; n - warmup is the live default (all)."""
     ts = row["traces"]
     lows = [lowest_group(t["conf"], window) for t in ts[:warmup]]
     stop = ConfidenceStop(threshold=calibrate(lows, keep), window=window)
-    answers, weights, tokens, cut = [], [], 0, 0
     criterion = stopping.make(rule, **params) if rule else None
-    votes: Counter = Counter()
-    for i, t in enumerate(ts):
-        at = None if i < warmup else first_stop(t["conf"], stop)
-        if at is not None and at < t["tokens"]:
-            tokens += at
-            cut += 1
-            continue
-        tokens += t["tokens"]
+    answers, weights, votes = [], [], Counter()
+
+    def vote(t: dict) -> None:
         answers.append(t["answer"])
         weights.append(lowest_group(t["conf"], window))
         if t["answer"] is not None:
             votes[t["answer"]] += 1
-        if criterion and i + 1 >= warmup and votes and criterion(dict(votes), N - i - 1):
+
+    tokens = cut = 0
+    for t in ts[:warmup]:
+        tokens += t["tokens"]
+        vote(t)
+    rest = ts[warmup:]
+    settled = criterion is not None and bool(votes) and criterion(dict(votes), len(rest))
+    queue, running, now, done = list(range(len(rest))), {}, 0, 0
+    while queue and not settled or running:
+        while queue and len(running) < in_flight and not settled:
+            j = queue.pop(0)
+            at = first_stop(rest[j]["conf"], stop)
+            ends_low = at is not None and at < rest[j]["tokens"]
+            running[j] = (now, now + (at if ends_low else rest[j]["tokens"]), ends_low)
+        if settled:  # the running traces were cancelled now: they cost what they generated so far
+            tokens += sum(now - start for start, _, _ in running.values())
             break
+        j = min(running, key=lambda k: (running[k][1], k))
+        start, now, ends_low = running.pop(j)
+        tokens += now - start
+        done += 1
+        if ends_low:
+            cut += 1
+        else:
+            vote(rest[j])
+        settled = criterion is not None and bool(votes) and criterion(dict(votes), len(rest) - done)
     return majority(answers, weights if weighted else None), tokens, cut
 
 
@@ -139,6 +159,11 @@ def replay(rows: list[dict]) -> dict:
                 key = f"deepconf-keep{keep}-w{window}-{rule or 'none'}"
                 res[key] = score(rows, [a for a, _, _ in got], sum(t for _, t, _ in got), ref)
                 res[key]["traces_cut"] = sum(c for _, _, c in got)
+    # the chosen setting with its traces in flight a few at a time, and all at once (the live default)
+    for in_flight in (2, 4, N - 4):
+        got = [deepconf(r, 4, 0.9, 16, "lead", {"k": 2}, True, in_flight) for r in rows]
+        key = f"deepconf-keep0.9-w16-lead-in_flight{in_flight}"
+        res[key] = score(rows, [a for a, _, _ in got], sum(t for _, t, _ in got), ref)
     sc8_tokens = res["sc@8"]["tokens"]
     for share in (0.15, 0.25, 0.4, 0.6):
         answers, spent = job_budget(rows, share * total16, AllocationConfig(total_tokens=1, max_samples=16))

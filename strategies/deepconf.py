@@ -34,6 +34,9 @@ class DeepConfConfig(Frozen):
     stop_rule: StopName = "decided"
     stop_params: dict[str, float] = Field(default_factory=dict)
     vote: VoteRule = "deepconf"
+    # traces after the warm-up that run at once (None: all). When the vote settles, the traces running are paid for
+    # up to that point and the ones not started cost nothing: fewer at once spend fewer tokens, at more latency.
+    in_flight: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _room_after_warmup(self) -> "DeepConfConfig":
@@ -70,7 +73,8 @@ async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
     settled = config.early_stop and bool(votes) and stopping.make(config.stop_rule, **config.stop_params)(
         votes, config.n - config.warmup)
     rest = [] if settled else await ctx.branches(
-        [partial(one, i, stop) for i in range(config.warmup, config.n)], label="sample", stop_when=rule)
+        [partial(one, i, stop) for i in range(config.warmup, config.n)], label="sample", stop_when=rule,
+        max_in_flight=config.in_flight)
     samples = warmup + [outcome_sample(o) for o in rest]
     lowconf = sum(s.status == "lowconf" for s in samples)
     by = "engine" if ctx.engine.capabilities.confidence_stop else "client"

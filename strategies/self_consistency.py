@@ -29,6 +29,8 @@ class SCConfig(Frozen):
     # With early stop off, one request with n lets an engine batch the samples; early stop needs one request per
     # sample so that each can be cancelled on its own.
     batch: bool = True
+    # samples that run at once (None: all): an early stop pays for the samples running, not for those not started
+    in_flight: int | None = Field(None, ge=1)
     # Redundancy pruning of in-flight samples (they stream; see tts/kit/prune.py); None = off.
     prune: PruneConfig | None = None
     # Probe consensus: stop the samples once their probed current answers agree (tts/kit/probe.py); None = off.
@@ -90,7 +92,8 @@ async def sample(ctx: Context, problem: Problem, config: SCConfig) -> Sampled:
         [completion] = await ctx.generate(requests[i])
         return to_sample(ctx, i, completion)
 
-    outcomes = await ctx.branches([partial(one, i) for i in range(config.n)], label="sample", stop_when=stop)
+    outcomes = await ctx.branches([partial(one, i) for i in range(config.n)], label="sample", stop_when=stop,
+                                  max_in_flight=config.in_flight)
     return Sampled(samples=tuple(outcome_sample(o) for o in outcomes),
                    stopped_early=any(o.status == "cancelled" for o in outcomes))
 

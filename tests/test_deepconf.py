@@ -157,3 +157,23 @@ def test_vllm_confidence_processor_forces_the_end_token():
     assert torch.equal(second[1], flat[1]) and torch.equal(second[2], flat[2])
     proc.update_state(BatchUpdate(batch_size=2, removed=[0], moved=[], added=[]))
     assert set(proc.traces) == {1}
+
+
+async def test_fewer_traces_in_flight_pay_for_fewer_cut_by_the_vote():
+    # After the warm-up, all traces at once: when the vote settles, every running trace has been paid for up to
+    # that point (streamed traces are charged what they generated). Two at a time: most never start.
+    task, dc = get_task("gsm8k"), get("deepconf")
+    tokens, correct, started = {}, {}, {}
+    for in_flight in (None, 2):
+        engine = _engine(accuracy=0.6)  # the warm-up rarely settles the vote: later traces run
+        config = make_config(dc, n=16, warmup=4, window=8, stop_rule="lead", stop_params={"k": 2},
+                             in_flight=in_flight)
+        tokens[in_flight] = correct[in_flight] = 0
+        for p in PROBLEMS:
+            ctx = Context(engine, task=task)
+            a = await dc.run(ctx, p, config)
+            tokens[in_flight] += ctx.usage.completion_tokens
+            correct[in_flight] += a.answer == p.gold
+        started[in_flight] = engine.started
+    assert tokens[2] < 0.8 * tokens[None] and started[2] < started[None]
+    assert correct[2] >= correct[None] - 1  # the same stop rule on fewer, earlier traces

@@ -166,3 +166,30 @@ async def test_a_batch_run_restores_the_garbage_collector(problems, tmp_path):
     await run_eval(make_sim(problems), tasks.get("gsm8k"), strategies.get("sc"), SCConfig(n=2), problems[:2],
                    tmp_path / "run", {}, progress=False)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+async def test_a_group_runs_at_most_max_in_flight_and_a_stop_spares_the_ones_not_started():
+    from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+    from tts.kernel.types import GenerateRequest, Message
+
+    engine = SimulatedEngine(SimConfig(latency_per_token_s=0.001))
+    ctx = Context(engine)
+    req = GenerateRequest(messages=(Message(role="user", content="q"),), max_tokens=40, temperature=0.7)
+
+    async def one(i: int):
+        [c] = await ctx.generate(req.model_copy(update={"seed": i}))
+        return c.completion_tokens
+
+    ok = []
+
+    def stop(outcome, pending):
+        ok.extend([outcome.index] if outcome.status == "ok" else [])
+        return "three answers" if len(ok) == 3 else None
+
+    outcomes = await ctx.branches([lambda i=i: one(i) for i in range(8)], stop_when=stop, max_in_flight=2)
+    assert engine.max_in_flight == 2
+    assert sum(o.status == "ok" for o in outcomes) == 3
+    assert 3 <= engine.started <= 4  # the three answers and at most one running beside the third: 4+ never started
+    assert all(o.status == "cancelled" for o in outcomes[4:])
+    starts = [e for e in ctx.tracer.events if e["kind"] == "branch_start"]
+    assert len(starts) == engine.started == ctx.usage.calls

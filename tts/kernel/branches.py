@@ -44,8 +44,12 @@ StopRule = Callable[["BranchOutcome[Any]", int], "str | None"]
 
 
 class BranchGroup(Generic[T]):
-    def __init__(self, ctx: Owner, label: str, stop_when: StopRule | None = None) -> None:
+    def __init__(self, ctx: Owner, label: str, stop_when: StopRule | None = None,
+                 max_in_flight: int | None = None) -> None:
         self.ctx, self.label, self.stop_when = ctx, label, stop_when
+        # at most this many branches run at once; the rest wait their turn, and a stop before their turn costs
+        # nothing, where a running branch is paid for up to the stop
+        self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self.paths: list[Path] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._results: list[asyncio.Future[BranchOutcome[T]]] = []
@@ -125,6 +129,21 @@ class BranchGroup(Generic[T]):
 
     async def _run(self, i: int, path: Path, factory: Callable[[], Awaitable[T]]) -> None:
         current_path.set(path)
+        if self._gate is None:
+            return await self._body(i, path, factory)
+        try:
+            await self._gate.acquire()
+        except asyncio.CancelledError:
+            if i not in self._cancel_reason:
+                raise
+            self._finish(BranchOutcome(i, path, self._cancel_status[i], error=self._cancel_reason[i]))
+            return
+        try:
+            await self._body(i, path, factory)
+        finally:
+            self._gate.release()
+
+    async def _body(self, i: int, path: Path, factory: Callable[[], Awaitable[T]]) -> None:
         emit = self.ctx.emit
         emit("branch_start", label=self.label)
         t0 = time.monotonic()

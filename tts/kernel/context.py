@@ -221,9 +221,10 @@ class Context:
             self.emit("call_end", node=node, status=status, seconds=seconds, **end)
         return completions
 
-    def group(self, label: str = "branches", stop_when: StopRule | None = None) -> BranchGroup:
+    def group(self, label: str = "branches", stop_when: StopRule | None = None,
+              max_in_flight: int | None = None) -> BranchGroup:
         """A group to add branches to while it runs: `async with ctx.group() as g: g.spawn(factory)`."""
-        return BranchGroup(self, label, stop_when)
+        return BranchGroup(self, label, stop_when, max_in_flight)
 
     async def branches(
         self,
@@ -231,9 +232,11 @@ class Context:
         *,
         label: str = "branches",
         stop_when: StopRule | None = None,
+        max_in_flight: int | None = None,
     ) -> list[BranchOutcome[T]]:
-        """Run each factory as a concurrent branch and return one outcome per branch, in input order."""
-        async with self.group(label, stop_when) as g:
+        """Run each factory as a concurrent branch (at most `max_in_flight` at once, in order) and return one outcome
+        per branch, in input order."""
+        async with self.group(label, stop_when, max_in_flight) as g:
             for factory in factories:
                 g.spawn(factory)
         return [o for o in g.outcomes() if o is not None]
