@@ -42,8 +42,9 @@ def _replayed(config: dict, rows: list[dict]) -> dict | None:
         return {"correct": sum(right(r, a) for r, a in zip(rows, answers)), "tokens": spent}
     if config.get("strategy") == "deepconf":
         rule = sc_.get("stop_rule") if sc_.get("early_stop", True) else None
-        got = [deepconf(r, sc_["warmup"], sc_["keep"], sc_["window"], rule, sc_.get("stop_params", {}), True)
-               for r in rows]
+        in_flight = sc_.get("in_flight") or sc_["n"] - sc_["warmup"]  # None: every post-warm-up trace at once
+        got = [deepconf(r, sc_["warmup"], sc_["keep"], sc_["window"], rule, sc_.get("stop_params", {}), True,
+                        in_flight) for r in rows]
         return {"correct": sum(right(r, a) for r, (a, _, _) in zip(rows, got)), "tokens": sum(t for _, t, _ in got)}
     return None
 
