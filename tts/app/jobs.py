@@ -72,10 +72,10 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     s, config = strategy_config(spec)
     t = tasks.get(spec.task)
     prune = getattr(config, "prune", None)
-    if t.answer_cue is None and (getattr(config, "probe", None) is not None
-                                 or getattr(prune, "signal", None) in ("probe", "mix")):
-        raise ConfigError(f"task '{t.name}' has no answer to probe (its answers are programs): probe consensus and "
-                          f"the probe pruning signals do not apply")
+    if getattr(config, "probe", None) is not None or getattr(prune, "signal", None) in ("probe", "mix"):
+        from tts.kit.watched import answer_cue
+
+        answer_cue(t)  # a task that cannot be probed fails here, before any engine starts
     kind = spec.engine or "vllm"
     # engine options and price checked now, before anything starts
     espec = engine_spec(kind, **spec.engine_options())

@@ -47,13 +47,18 @@ class Checkpoints:
             self.wake.set()
 
 
+def answer_cue(task) -> str:
+    """The words a probe ends a trace's prefix with (the task's answer cue); a task without one cannot be probed."""
+    if task.answer_cue is None:
+        raise ConfigError(f"task '{task.name}' has no answer to probe (its answers are programs): probe consensus "
+                          f"and the probe pruning signals do not apply")
+    return task.answer_cue
+
+
 async def probe_answers(ctx: Context, requests: list[GenerateRequest], texts: list[str], indices: list[int],
                         probe_tokens: int) -> dict[int, str | None]:
     """Each indexed trace's current answer (canonical), by a short greedy continuation of its prefix."""
-    cue = ctx.task.answer_cue
-    if cue is None:
-        raise ConfigError(f"task '{ctx.task.name}' has no answer to probe (its answers are programs): probe "
-                          f"consensus and the probe pruning signals do not apply")
+    cue = answer_cue(ctx.task)
 
     async def probe(i: int) -> str | None:
         req = requests[i]
