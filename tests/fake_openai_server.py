@@ -8,7 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeOpenAI:
     def __init__(self, *, ignore_n: bool = False, failures: list[int] | None = None, model: str = "fake-model",
-                 delay_s: float = 0.0, stream_delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, stream_delay_s: float = 0.0, responder=None) -> None:
+        # responder(body) -> the text of every choice (e.g. a right answer looked up from the prompt); None: the
+        # scripted "The answer is {seed + i}" texts
+        self.responder = responder
         self.stream_delay_s = stream_delay_s
         self.aborted = 0
         self.ignore_n = ignore_n
@@ -78,11 +81,13 @@ class FakeOpenAI:
                 n = 1 if server.ignore_n else body.get("n", 1)
                 seed = body.get("seed") or 0
                 if body.get("stream"):
-                    self._stream(f"Reasoning for seed {seed} choice 0. The answer is {seed}.")
+                    self._stream(server.responder(body) if server.responder else
+                                 f"Reasoning for seed {seed} choice 0. The answer is {seed}.")
                     return
                 choices = []
                 for i in range(n):
-                    text = f"Reasoning for seed {seed} choice {i}. The answer is {seed + i}."
+                    text = (server.responder(body) if server.responder else
+                            f"Reasoning for seed {seed} choice {i}. The answer is {seed + i}.")
                     choice = {"index": i, "finish_reason": "stop"}
                     if self.path.endswith("/chat/completions"):
                         choice["message"] = {"role": "assistant", "content": text}

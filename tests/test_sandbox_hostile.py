@@ -176,3 +176,40 @@ async def test_memory_disk_output_and_time_are_capped(tmp_path):
 async def test_honest_code_still_runs():
     result = await run_python("import math, json, re, collections\nprint(json.dumps({'x': math.factorial(5)}))")
     assert result.ok and result.stdout.strip() == '{"x": 120}'
+
+
+@pytest.mark.parametrize("program", [
+    "import sys\nwhile True: sys.stdout.write('y' * 4096)",  # no newlines
+    "while True: print('y')",
+    "import os\nwhile True: os.write(2, b'e' * 65536)",  # stderr, below Python's buffering
+    "import sys\nsys.stdout.write('y' * 100)\nsys.stdout.flush()\nwhile True: pass",  # a little, then spin
+])
+async def test_an_output_flood_returns_within_its_timeout_every_time(program):
+    """A flood once left the stdout pipe paused after the timeout and run_python never returned (about half the
+    time): each flood runs 6 times and every call must return, within its timeout plus the reaping."""
+    limits = LIMITS.model_copy(update={"timeout_s": 1.5})
+    for _ in range(6):
+        t0 = time.monotonic()
+        result = await asyncio.wait_for(run(program, limits), 30)  # a hang fails here, not the whole suite
+        assert time.monotonic() - t0 < 15
+        assert not result.ok and len(result.stdout) <= LIMITS.output_bytes
+
+
+async def test_a_flood_graded_end_to_end_is_a_wrong_answer_not_a_hang(tmp_path):
+    """tts eval on a code task whose model answers with a printing loop: every row written, all wrong."""
+    import json as _json
+
+    from tests.fake_openai_server import FakeOpenAI
+    from tests.test_cli import tts
+
+    data = tmp_path / "he.jsonl"
+    data.write_text("".join(_json.dumps({"task_id": f"T/{i}", "entry_point": "f", "prompt": "def f(x):\n",
+                                         "test": "def check(c):\n    assert c(1) == 1\n"}) + "\n" for i in range(3)))
+    reply = "```python\ndef f(x):\n    while True:\n        print('y' * 1000)\n```"
+    with FakeOpenAI(responder=lambda body: reply) as server:
+        r = await asyncio.to_thread(tts, "eval", "--task", "humaneval", "--data", str(data), "-s", "greedy",
+                                    "--engine", "openai", "--base-url", server.url, "--model", "fake-model",
+                                    "--run-id", "r", "--no-progress", cwd=tmp_path, timeout=240)
+    assert r.returncode == 0, r.stderr
+    rows = [_json.loads(x) for x in (tmp_path / "results" / "r" / "results.jsonl").read_text().splitlines()]
+    assert [row["correct"] for row in rows] == [False, False, False]

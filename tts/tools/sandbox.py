@@ -172,48 +172,46 @@ async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str 
         else:
             prefix, cwd = [], programs
         cmd = [*prefix, python, "-I", "-S", "-c", _GUARD]
+        # Output goes to files, not pipes: a program that floods its output can fill a pipe that nobody reads after
+        # a timeout, and Python 3.11's Process.wait() then waits for the pipe as well as the process (a run that
+        # never ended). A file is bounded by RLIMIT_FSIZE (the writer dies at the cap) and waited for by nothing.
+        paths = [os.path.join(programs, name) for name in ("stdin", "stdout", "stderr")]
+        with open(paths[0], "wb") as f:
+            f.write(stdin.encode())
         t0 = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=_limits(limits, nproc=mode != "none" and os.geteuid() == 0),
-            env={"PATH": "/usr/bin:/bin", "HOME": programs})
+        with open(paths[0], "rb") as fin, open(paths[1], "wb") as fout, open(paths[2], "wb") as ferr:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, cwd=cwd, stdin=fin, stdout=fout, stderr=ferr,
+                start_new_session=True, preexec_fn=_limits(limits, nproc=mode != "none" and os.geteuid() == 0),
+                env={"PATH": "/usr/bin:/bin", "HOME": programs})
         timed_out = False
         try:
-            out, err = await asyncio.wait_for(_capped(proc, stdin.encode(), limits.output_bytes), limits.timeout_s)
+            await asyncio.wait_for(proc.wait(), limits.timeout_s)
         except (TimeoutError, asyncio.CancelledError) as e:
             timed_out = isinstance(e, TimeoutError)
             _kill_group(proc)
-            await proc.wait()
+            await proc.wait()  # no pipes: returns as soon as the process is reaped
             if not timed_out:
                 raise
-            out, err = b"", b"timed out"
         _kill_group(proc)  # anything left in the session dies with it (in a PID namespace, already gone)
-        return SandboxResult(returncode=proc.returncode, stdout=out.decode(errors="replace"),
-                             stderr=err.decode(errors="replace")[-4000:], timed_out=timed_out,
+        out, err = _head(paths[1], limits.output_bytes), _tail(paths[2], 4000)
+        if timed_out:
+            err = (err + "\ntimed out").lstrip()
+        return SandboxResult(returncode=proc.returncode, stdout=out, stderr=err, timed_out=timed_out,
                              seconds=round(time.monotonic() - t0, 4), isolation=tuple(layers["active"]))
     finally:
         shutil.rmtree(programs, ignore_errors=True)
 
 
-async def _capped(proc: asyncio.subprocess.Process, data: bytes, cap: int) -> tuple[bytes, bytes]:
-    if data:
-        proc.stdin.write(data)
-    try:
-        await proc.stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    proc.stdin.close()
+def _head(path: str, cap: int) -> str:
+    with open(path, "rb") as f:
+        return f.read(cap).decode(errors="replace")
 
-    async def read(stream) -> bytes:
-        buf = b""
-        while chunk := await stream.read(65536):
-            if len(buf) < cap:
-                buf += chunk[: cap - len(buf)]
-        return buf  # keep draining past the cap so the child never blocks on a full pipe
 
-    out, err = await asyncio.gather(read(proc.stdout), read(proc.stderr))
-    await proc.wait()
-    return out, err
+def _tail(path: str, cap: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - cap))
+        return f.read().decode(errors="replace")
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
