@@ -11,16 +11,18 @@ from tts.kernel.types import GenerateRequest
 REQ = GenerateRequest(prompt="q0", max_tokens=40, temperature=0.7)
 
 
-async def test_money_budget_shortens_then_refuses_calls(problems):
+async def test_money_budget_waits_for_refunds_then_shortens_then_refuses(problems):
     engine = make_sim(problems, min_tokens=30, max_tokens=30)
     engine.price = Price(prompt_per_mtok=0.0, completion_per_mtok=1000.0)  # 0.001 USD per generated token
     budget = Budget(BudgetConfig(max_usd=0.1))
     ctx = Context(engine, budget=budget)
     out = await ctx.branches([lambda i=i: ctx.generate(REQ.model_copy(update={"seed": i})) for i in range(5)])
-    # 40 + 40 tokens' worth reserved, the third call shortened to the 20 left, the last two refused
-    assert [o.status for o in out] == ["ok", "ok", "ok", "budget", "budget"]
+    # 40 + 40 tokens' worth reserved; the third waits for the refunds of the first two (they used 30 each) and
+    # runs whole; the fourth finds 10 left with nothing in flight and is shortened to them; the fifth is refused
+    assert [o.status for o in out] == ["ok", "ok", "ok", "ok", "budget"]
+    assert [len(o.value[0].text.split()) if o.value else 0 for o in out][:4] == [30, 30, 30, 10]
     assert budget.exhausted_reason == "usd"
-    assert budget.usd_used == pytest.approx(0.001 * (30 + 30 + 20))
+    assert budget.usd_used == pytest.approx(0.001 * (30 + 30 + 30 + 10))
     assert ctx.usage.usd == pytest.approx(budget.usd_used) and budget.usd_reserved == pytest.approx(0.0)
 
 

@@ -1,12 +1,15 @@
 """A budget of generated tokens, engine calls, wall seconds and money shared by every branch of a run.
 
 Tokens are reserved before a call (max_tokens * n) and the unused part refunded after it, so concurrent branches
-can never spend more than the budget together: a call that finds no room is refused with BudgetExhausted, and
-a call that finds only a little room is shortened to fit. Money works the same way where the engine has a price:
+can never spend more than the budget together. A call that does not fit while other calls are in flight waits for
+their refunds (`admit`): most calls use far less than their max_tokens, so reserving the worst case must not turn
+away work the budget can afford. With nothing left in flight, a call that finds only a little room is shortened to
+fit, and one that finds none is refused with BudgetExhausted. Money works the same way where the engine has a price:
 the call's worst case (its prompt plus max_tokens * n at the engine's prices) is reserved, the real cost charged.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import NamedTuple
 
@@ -58,6 +61,7 @@ class Budget:
         self.usd_used = 0.0
         self.usd_reserved = 0.0
         self.exhausted_reason: str | None = None
+        self._refunded: asyncio.Event | None = None  # set (and replaced) on every settle: wakes calls waiting for room
 
     @property
     def deadline(self) -> float | None:
@@ -103,6 +107,42 @@ class Budget:
         self.usd_reserved += usd
         return Reservation(per=per, tokens=per * n, usd=usd, parent=held)
 
+    async def admit(self, max_tokens: int, n: int, *, price: Price | None = None, prompt_tokens: int = 0
+                    ) -> Reservation:
+        """`reserve`, but a call that would be shortened or refused while other calls hold reservations waits
+        for their refunds first (until the time budget's deadline). The guarantee is unchanged: reservations
+        never add up past the budget."""
+        while not self._fits(max_tokens, n, price, prompt_tokens) and self._in_flight():
+            root = self._root()
+            if root._refunded is None:
+                root._refunded = asyncio.Event()
+            deadline = self.deadline
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            try:
+                await asyncio.wait_for(root._refunded.wait(), timeout)
+            except TimeoutError:
+                break  # the time budget is spent: reserve() says so
+        return self.reserve(max_tokens, n, price=price, prompt_tokens=prompt_tokens)
+
+    def _root(self) -> "Budget":
+        return self if self.parent is None else self.parent._root()
+
+    def _in_flight(self) -> bool:
+        """Whether some call holds a reservation here or above (a refund may still come)."""
+        return self.tokens_reserved > 0 or self.usd_reserved > 0 or (
+            self.parent is not None and self.parent._in_flight())
+
+    def _fits(self, max_tokens: int, n: int, price: Price | None, prompt_tokens: int) -> bool:
+        """Whether the whole call (max_tokens for each of n) fits now, at this level and every one above."""
+        c = self.config
+        if c.max_tokens is not None and c.max_tokens - self.tokens_used - self.tokens_reserved < max_tokens * n:
+            return False
+        if price is not None and c.max_usd is not None:
+            worst = price.cost(prompt_tokens * n, max_tokens * n)
+            if c.max_usd - self.usd_used - self.usd_reserved < worst:
+                return False
+        return self.parent is None or self.parent._fits(max_tokens, n, price, prompt_tokens)
+
     def child(self, config: BudgetConfig | None = None) -> "Budget":
         """A budget for one part of a run (a stage, a sub-strategy): its own limits, and every call it grants is
         reserved and charged in this budget too, so the part can never spend past either."""
@@ -116,6 +156,9 @@ class Budget:
         self.tokens_used += used
         self.usd_reserved -= reservation.usd
         self.usd_used += usd
+        if self.parent is None and self._refunded is not None:
+            self._refunded.set()
+            self._refunded = None
 
     def _exhaust(self, reason: str) -> None:
         self.exhausted_reason = self.exhausted_reason or reason

@@ -70,10 +70,10 @@ class Context:
     def emit(self, kind: str, **data: Any) -> None:
         self.tracer.emit(kind, **data)
 
-    def _reserve(self, request: GenerateRequest) -> tuple[GenerateRequest, Reservation]:
+    async def _reserve(self, request: GenerateRequest) -> tuple[GenerateRequest, Reservation]:
         price = self.engine.price
         prompt = self.count_tokens(request.prompt_text()) if price is not None else 0
-        reserved = self.budget.reserve(request.max_tokens, request.n, price=price, prompt_tokens=prompt)
+        reserved = await self.budget.admit(request.max_tokens, request.n, price=price, prompt_tokens=prompt)
         if reserved.per < request.max_tokens:
             request = request.model_copy(update={"max_tokens": reserved.per})
         return request, reserved
@@ -175,12 +175,18 @@ class Context:
                     stream: bool = False) -> list[Completion]:
         """The one path of every engine call: reserve, call, settle, charge, trace. `run` reports the tokens
         generated so far in progress[0] (a stream does), so that a call that ends early is charged what it spent."""
-        request, reserved = self._reserve(request)
+        request, reserved = await self._reserve(request)
         if request.route_key is None and self.engine.capabilities.routes and self.tracer.run != Tracer.UNNAMED:
             request = request.model_copy(update={"route_key": self.tracer.run})  # keep the problem's calls together
         node = self.tracer.add_call()
+        key = request.prompt if request.prompt is not None else request.messages
+        prompt = self.tracer.prompt_id(key, lambda: request.prompt if request.prompt is not None else
+                                       [m.model_dump() for m in request.messages])
         self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens,
-                  temperature=request.temperature, stream=stream)
+                  temperature=request.temperature, stream=stream, prompt=prompt, top_p=request.top_p,
+                  seed=request.seed, **({"stop": list(request.stop)} if request.stop else {}),
+                  **({"logprobs": request.logprobs} if request.logprobs is not None else {}),
+                  **({"continue_final": True} if request.continue_final else {}))
         t0, progress, completions = time.monotonic(), [0], None
         status, error = "error", None
         try:
