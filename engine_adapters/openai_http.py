@@ -11,7 +11,6 @@ import contextlib
 import os
 import time
 
-import httpx
 import openai
 from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -39,7 +38,7 @@ class OpenAIEngine(EngineBase):
         self.model = model
         self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY", "EMPTY"),
                                          max_retries=0,
-                                         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s))
+                                         timeout=openai.Timeout(timeout_s, connect=connect_timeout_s))
         self._throttler = Throttler(rate_limit=int(rate_limit), period=1.0) if rate_limit else None
         self._attempts = max_retries + 1
         self._backoff = backoff_s

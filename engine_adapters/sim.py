@@ -89,7 +89,9 @@ class SimulatedEngine(EngineBase):
                      responder: Callable[[GenerateRequest], str | None] | None = None,
                      price: Price | None = None) -> "SimulatedEngine":
         """A simulator that knows the gold answer of each problem whose question appears in a prompt."""
-        known = [(p.question, p.gold) for p in problems if p.gold is not None]
+        # the gold as the data file writes it ("3:30 p.m.", "$1,234"), not as the task read it: a dry run then
+        # exercises the task's reading of answers as a real model's would
+        known = [(p.question, str(p.meta.get("gold_as_written", p.gold))) for p in problems if p.gold is not None]
 
         @functools.lru_cache(maxsize=100_000)
         def oracle(prompt: str) -> str | None:
@@ -278,10 +280,13 @@ def _words(text: str) -> int:
 
 
 def _wrong(gold: str, rng: random.Random) -> str:
-    try:
-        value = float(gold.replace(",", ""))
-    except ValueError:
-        return gold + "'"
+    """A wrong answer in the gold's own shape: its last digit run moved ("3:30 p.m." -> "3:32 p.m.", "$1,234" ->
+    "$1,236"), so that the task's reading of the simulator's answers is exercised as a model's would be."""
     delta = rng.choice([-10, -3, -2, -1, 1, 2, 5, 12])
-    wrong = value + delta
-    return str(int(wrong)) if wrong == int(wrong) else str(wrong)
+    runs = list(re.finditer(r"\d+", gold))
+    if not runs:
+        return gold + "'"
+    last = runs[-1]
+    n = int(last.group())
+    new = n + delta if n + delta >= 0 else n + abs(delta)
+    return gold[: last.start()] + str(new) + gold[last.end():]

@@ -19,6 +19,7 @@ class StrategySpec:
     aliases: tuple[str, ...] = ()
     # run takes `upstream: Answer | None` (the previous stage's answer in a composition `a | b`)
     takes_upstream: bool = False
+    description: str = ""  # one line, for `tts strategies`, the server's model list and the CLI help
 
 
 _REGISTRY: dict[str, StrategySpec] = {}

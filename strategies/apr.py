@@ -125,4 +125,5 @@ async def run(ctx: Context, problem: Problem, config: APRConfig) -> Answer:
                         "child_cached_prompt_tokens": sum(t.cached for t in threads if t.depth > 0)})
 
 
-register(StrategySpec("apr", run, APRConfig, aliases=("spawn-join",)))
+register(StrategySpec("apr", run, APRConfig, aliases=("spawn-join",),
+                      description="APR: a thread spawns child threads and joins their results"))

@@ -87,4 +87,5 @@ async def run(ctx: Context, problem: Problem, config: CodeSCConfig) -> Answer:
                   samples=tuple(samples), meta={"calls": calls, "clusters": [m for _, m in ranked]})
 
 
-register(StrategySpec("code-sc", run, CodeSCConfig, aliases=("code-self-consistency",)))
+register(StrategySpec("code-sc", run, CodeSCConfig, aliases=("code-self-consistency",),
+                      description="code self-consistency: N programs, voted by their behaviour on test inputs"))

@@ -133,4 +133,5 @@ async def run(ctx: Context, problem: Problem, config: ComposeConfig) -> Answer:
     return answer.model_copy(update={"meta": {**answer.meta, "composition": config.expr}})
 
 
-register(StrategySpec("compose", run, ComposeConfig))
+register(StrategySpec("compose", run, ComposeConfig,
+                      description="stages in sequence under one budget, e.g. \"sc(n=8) | pdr(rounds=1)\""))

@@ -82,4 +82,5 @@ async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
                        threshold=round(threshold, 4), warmup=config.warmup, lowconf=lowconf, stopped_by=by)
 
 
-register(StrategySpec("deepconf", run, DeepConfConfig))
+register(StrategySpec("deepconf", run, DeepConfConfig,
+                      description="DeepConf online: warm-up traces set a confidence bar; later traces stop below it"))

@@ -150,4 +150,5 @@ async def run(ctx: Context, problem: Problem, config: LLMCompilerConfig) -> Answ
                   meta=meta)
 
 
-register(StrategySpec("llm-compiler", run, LLMCompilerConfig, aliases=("llmcompiler",)))
+register(StrategySpec("llm-compiler", run, LLMCompilerConfig, aliases=("llmcompiler",),
+                      description="LLMCompiler: a plan of tool calls run as a DAG, then joined"))

@@ -146,5 +146,7 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig, upstream: Answe
     return answer_from(ctx, samples, config.vote, stopped_early=stopped, rounds=rounds)
 
 
-register(StrategySpec("pdr", run, PDRConfig, aliases=("parallel-distill-refine",), takes_upstream=True))
-register(StrategySpec("sr", run, SRConfig, aliases=("sequential-refinement",), takes_upstream=True))
+register(StrategySpec("pdr", run, PDRConfig, aliases=("parallel-distill-refine",), takes_upstream=True,
+                      description="parallel-distill-refine: drafts distilled into a workspace, refined in rounds"))
+register(StrategySpec("sr", run, SRConfig, aliases=("sequential-refinement",), takes_upstream=True,
+                      description="sequential refinement: one draft refined round after round"))

@@ -64,4 +64,4 @@ async def run(ctx: Context, problem: Problem, config: ReActConfig) -> Answer:
                   meta={"steps": steps})
 
 
-register(StrategySpec("react", run, ReActConfig))
+register(StrategySpec("react", run, ReActConfig, description="ReAct: think, call a tool, observe, one step at a time"))

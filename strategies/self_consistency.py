@@ -104,7 +104,8 @@ async def run(ctx: Context, problem: Problem, config: SCConfig) -> Answer:
     return answer_from(ctx, list(drawn.samples), config.vote, stopped_early=drawn.stopped_early, **extra)
 
 
-register(StrategySpec("self-consistency", run, SCConfig, aliases=("sc",)))
+register(StrategySpec("self-consistency", run, SCConfig, aliases=("sc",),
+                      description="N samples, majority (or weighted) vote, early stop once the vote is decided"))
 
 
 class GreedyConfig(Frozen):
@@ -118,4 +119,4 @@ async def run_greedy(ctx: Context, problem: Problem, config: GreedyConfig) -> An
     return await run(ctx, problem, sc)
 
 
-register(StrategySpec("greedy", run_greedy, GreedyConfig))
+register(StrategySpec("greedy", run_greedy, GreedyConfig, description="one sample at temperature 0"))

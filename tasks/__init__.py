@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from tts.kernel.errors import ConfigError, DataError
+from tts.kernel.errors import ConfigError, DataError, UnreadableGold
 from tts.kernel.types import Frozen, Message, Problem
 from tts.tasks import countdown, gsm8k, humaneval, math as math_task, mbpp, tool_qa
 from tts.tasks.mapping import Fields, latex_gold, numeric_gold, problem_id, qa_row
@@ -50,6 +50,14 @@ class Task:
     # reads the answer from the continuation; None: answers are not probed (a program is not a guess to ask for)
     answer_cue: str | None = "The answer is"
     about: str = ""
+    # what a problem carries to be graded: the meta key of its tests for code tasks, else its gold answer
+    graded_by: str = "gold"
+
+    def gradable(self, problem: Problem) -> bool:
+        """Whether `grade` can judge this problem: it has a gold answer, or (code tasks) its tests."""
+        if self.graded_by == "gold":
+            return problem.gold is not None
+        return bool(problem.meta.get(self.graded_by))
 
     def messages(self, problem: Problem) -> tuple[Message, ...]:
         if "messages" in problem.meta:  # a chat request (tts serve) brings its own messages
@@ -57,12 +65,19 @@ class Task:
         return (Message(role="user", content=self.prompt.format(question=problem.question)),)
 
     def load(self, data: str | Path | None = None, fields: Fields | None = None) -> list[Problem]:
-        """The task's problems: from `data` when given, else its packaged file, else the hub."""
+        """The task's problems: from `data` when given, else its packaged file, else the hub. Rows whose gold
+        cannot be read are one DataError naming how many and the first ids (see `load_checked` to skip them)."""
+        return self.load_checked(data, fields)[0]
+
+    def load_checked(self, data: str | Path | None = None, fields: Fields | None = None,
+                     skip_unreadable: bool = False) -> tuple[list[Problem], list[dict]]:
+        """(problems, skipped rows): with `skip_unreadable`, rows whose gold cannot be read are left out and
+        returned as {"id", "line", "gold", "reason"} so that a run can count and list them."""
         fields = fields or Fields()
         if self.generate is not None:
             if fields != Fields():
                 raise ConfigError(f"task '{self.name}' generates its problems; --field does not apply")
-            return self.generate(data)
+            return self.generate(data), []
         if data is not None:
             rows, where, stem = read_rows(Path(data)), str(data), Path(data).stem
         elif self.source is None:
@@ -73,13 +88,19 @@ class Task:
         else:
             rows = from_hub(self.source.hub, self.source.config, self.source.split, self.name)
             where, stem = self.source.hub, self.name
-        problems = self._problems(rows, fields, where, stem)
+        problems, unreadable = self._problems(rows, fields, where, stem)
+        if unreadable and not skip_unreadable:
+            first = ", ".join(f"{u['id']} ({u['gold'][:20]!r})" for u in unreadable[:3])
+            raise DataError(f"{where}: {len(unreadable)} row(s) have a gold answer that cannot be read as one value "
+                            f"(first: {first}); --skip-unreadable-golds runs the others and lists these")
+        if not problems:
+            raise DataError(f"{where}: no problems with a gold answer")
         # a --data file is often a slice on purpose; the set's own source should have its standard size
         size = self.source.size if self.source and data is None else None
         if size is not None and len(problems) != size:
             print(f"warning: {where}: {len(problems)} problems, but the standard '{self.name}' set has {size}",
                   file=sys.stderr)
-        return check_ids(problems, where)
+        return check_ids(problems, where), unreadable
 
     def origin(self) -> str:
         """Where the task's problems come from when no --data is given."""
@@ -90,12 +111,19 @@ class Task:
             return "--data FILE"
         return f"packaged:{src.packaged}" if src.packaged else f"hub:{src.hub}:{src.config or ''}:{src.split}"
 
-    def _problems(self, rows: Rows, fields: Fields, where: str, stem: str) -> list[Problem]:
-        """Problems from rows; a row without an id gets `stem-N` (N its row number)."""
-        problems, no_gold = [], []
+    def _problems(self, rows: Rows, fields: Fields, where: str, stem: str) -> tuple[list[Problem], list[dict]]:
+        """Problems from rows, and the rows whose gold cannot be read; a row without an id gets `stem-N` (N its
+        row number)."""
+        problems, no_gold, unreadable = [], [], []
         for number, row in rows:
             at = f"{where}:{number}"
-            question, gold, meta = self.parse_row(row, fields, at)
+            try:
+                question, gold, meta = self.parse_row(row, fields, at)
+            except UnreadableGold as e:
+                unreadable.append({"id": problem_id(row, fields, f"{stem}-{number}"), "line": number,
+                                   "gold": e.raw[:200],
+                                   "reason": str(e)})
+                continue
             if gold is None and not meta:  # a math row with no answer cannot be graded
                 no_gold.append(number)
                 continue
@@ -104,15 +132,13 @@ class Task:
         if no_gold:
             print(f"warning: {where}: skipped {len(no_gold)} row(s) with no gold answer (rows "
                   f"{', '.join(map(str, no_gold[:10]))})", file=sys.stderr)
-        if not problems:
-            raise DataError(f"{where}: no problems with a gold answer")
-        return problems
+        return problems, unreadable
 
 
 def _qa(gold_of):
     def parse(row: dict, fields: Fields, where: str) -> tuple[str, str | None, dict]:
-        question, gold = qa_row(row, fields, where, gold_of)
-        return question, gold, {}
+        question, gold, written = qa_row(row, fields, where, gold_of)
+        return question, gold, ({"gold_as_written": written} if written is not None and written != gold else {})
     return parse
 
 
@@ -144,7 +170,7 @@ _math = partial(Task, prompt=math_task.PROMPT, extract=math_task.extract, grade=
                 canonicalize=math_task.canonicalize, answer_cue="The final answer is \\boxed{")
 _code = partial(Task, prompt=humaneval.PROMPT, extract=humaneval.extract, grade=humaneval.grade,
                 parse_row=humaneval.parse_row, program=humaneval.program, example_calls=humaneval.example_calls,
-                answer_cue=None)
+                answer_cue=None, graded_by="test")
 
 _TASKS = {t.name: t for t in [
     # Word problems with numeric answers: the last number / "The answer is N" / `#### N` conventions
@@ -166,8 +192,8 @@ _TASKS = {t.name: t for t in [
     _code(name="humaneval", source=Source(hub="openai/openai_humaneval", size=164, packaged="humaneval.jsonl"),
           about="HumanEval"),
     Task("mbpp", mbpp.PROMPT, mbpp.extract, mbpp.grade, parse_row=mbpp.parse_row, program=mbpp.program,
-         example_calls=mbpp.example_calls, answer_cue=None, source=Source(hub="google-research-datasets/mbpp", config="full", size=500),
-         about="MBPP test split"),
+         example_calls=mbpp.example_calls, answer_cue=None, graded_by="tests",
+         source=Source(hub="google-research-datasets/mbpp", config="full", size=500), about="MBPP test split"),
     # Generated problems
     Task("countdown", "{question}", countdown.extract, countdown.grade, generate=countdown.load, answer_cue="Answer:",
          about="Countdown: always-solvable generated instances, checked exactly"),

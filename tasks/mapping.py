@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from tts.kernel.errors import DataError
+from tts.kernel.errors import DataError, UnreadableGold
 from tts.kernel.types import Frozen
 from tts.kit.equivalence import last_boxed
 from tts.tasks.extract import normalize_gold
@@ -119,8 +119,8 @@ def problem_id(row: dict, fields: Fields, default: str) -> str:
     return next((_text(row[f]) for f in ID_FIELDS if row.get(f) not in (None, "")), default)
 
 
-def qa_row(row: dict, fields: Fields, where: str, gold_of) -> tuple[str, str | None]:
-    """(question, gold) of a math row; gold None when the row has no answer to grade against."""
+def qa_row(row: dict, fields: Fields, where: str, gold_of) -> tuple[str, str | None, str | None]:
+    """(question, gold, the gold as written) of a math row; gold None when the row has no answer to grade."""
     if fields.question is not None:
         question, used = render(fields.question, row, where), fields.used()
     else:
@@ -138,12 +138,13 @@ def qa_row(row: dict, fields: Fields, where: str, gold_of) -> tuple[str, str | N
                             f"--field answer=NAME)")
         raw, name = found if found else (None, None)
     if raw in (None, ""):
-        return question, None  # present but empty: a row that cannot be graded, skipped with a warning
+        return question, None, None  # present but empty: a row that cannot be graded, skipped with a warning
     if name == "solution" and "####" not in str(raw):  # a worked solution: the gold is its last \boxed{}
         raw = last_boxed(str(raw))
         if raw is None:
             raise DataError(f"{where}: missing a \\boxed{{}} answer in 'solution'")
     gold = gold_of(raw)
     if gold is None:
-        raise DataError(f"{where}: cannot read a gold answer from {_text(raw)[-60:]!r}")
-    return question, gold
+        raise UnreadableGold(f"{where}: cannot read a gold answer from {_text(raw)[-60:]!r}", _text(raw))
+    written = _text(raw)
+    return question, gold, written.rsplit("####", 1)[1].strip() if "####" in written else written

@@ -16,6 +16,7 @@ async def test_solve_with_an_engine_object():
                                           SimConfig(accuracy=1.0))
     result = await tts.solve("What is 20 plus 22?", engine=engine, n=5, budget=BudgetConfig(max_tokens=5000))
     assert result.answer == "42" and result.strategy == "self-consistency"
+    assert result.simulated and result.engine == "SimulatedEngine"
     assert result.usage.calls >= 3 and sum(result.votes.values()) >= 3
     assert any(e["kind"] == "branch_start" for e in result.trace) and result.dag["nodes"]
 
@@ -23,6 +24,20 @@ async def test_solve_with_an_engine_object():
 def test_solve_sync_outside_a_loop():
     result = tts.solve_sync("What is 1 plus 1?", engine="sim", strategy="greedy")
     assert result.usage.calls == 1 and result.details.samples
+    assert result.simulated and result.engine == "sim"
+
+
+def test_solve_defaults_to_the_real_engine_not_the_simulator():
+    """A library user who forgets engine= must not get invented answers: the default is vLLM (the local model),
+    and the simulator runs only when named."""
+    import pytest
+
+    from tts.kernel.errors import ConfigError
+
+    # no engine named: the vLLM adapter resolves the model (and refuses one it cannot find) where the simulator
+    # would have answered anything
+    with pytest.raises(ConfigError, match="is not a hub id"):
+        tts.solve_sync("What is 1 plus 1?", model="/nonexistent/model-dir")
 
 
 async def test_solve_sync_inside_a_running_loop():

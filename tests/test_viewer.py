@@ -73,8 +73,47 @@ def test_table_filter_and_timeline_in_chromium(page_file, tmp_path):
             branches = page.locator("#timeline rect.bar")
             assert branches.count() == len(target["samples"])  # one bar per sample branch
             assert page.locator("#samples details").count() == len(target["samples"])
+            # what the model saw: the question and the prompt, with its sampling parameters
+            assert target["id"] and page.locator("#question").inner_text().startswith(
+                page_data_question(page_file, target["id"]))
+            assert page.locator("#prompts details").count() >= 1
+            page.click("#prompts details summary")
+            assert "Solve the following math problem" in page.locator("#prompts pre").first.inner_text()
+            assert '"temperature":0.7' in page.locator("#prompts summary").first.inner_text()
+            # each bar says whether its answer is right; it agrees with the row's grading of the final answer
+            rights = branches.evaluate_all("els => els.map(e => e.dataset.right)")
+            bars = page_problem(page_file, target["id"])["bars"]
+            assert rights == [{True: "true", False: "false", None: "null"}[b[8]] for b in bars]
+            # a branch that gave the final answer is graded as the row is
+            assert all(b[8] == target["correct"] for b in bars if b[6] == target["answer"])
+            assert all((b[8] is None) == (b[6] is None) for b in bars)  # every answered branch is graded
+            assert "true" in rights and "false" in rights
+            assert "SIMULATOR" in page.locator("#summary").inner_text()
+            # ids sort as people read them
+            page.click("th[data-k=id]")
+            ids = page.locator("#problems tbody tr td:first-child").all_inner_texts()
+            assert ids[:3] == ["demo-1", "demo-2", "demo-3"] and ids.index("demo-10") == 9
             page.screenshot(path=str(tmp_path / "view.png"))
             assert (tmp_path / "view.png").stat().st_size > 20_000
             assert all(u.startswith("file:") for u in requests)  # nothing fetched from anywhere else
         finally:
             browser.close()
+
+
+def page_problem(page_file, problem_id: str) -> dict:
+    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', page_file.read_text(),
+                                re.S).group(1))
+    return next(p for p in data["problems"] if p["id"] == problem_id)
+
+
+def page_data_question(page_file, problem_id: str) -> str:
+    question = page_problem(page_file, problem_id)["question"]
+    assert question and len(question) > 10
+    return question[:40]
+
+
+def test_ties_are_explained():
+    from tts.app.viewer import _tie
+
+    assert _tie({"3": 2, "4": 2, "5": 1}, "3").startswith("tie at 2 between 3, 4: 3 wins")
+    assert _tie({"3": 3, "4": 2}, "3") is None

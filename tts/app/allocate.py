@@ -126,7 +126,7 @@ async def _result(ctx: Context, p: _Problem, rule: str) -> dict:
     if p.errors:
         note = "; ".join(x for x in (answer.note, f"{len(p.errors)} draw(s) failed: {p.errors[0]}") if x)
         answer = answer.model_copy(update={"note": note})
-    correct = ctx.task.grade(p.problem, answer.answer) if p.problem.gold is not None else None
+    correct = ctx.task.grade(p.problem, answer.answer) if ctx.task.gradable(p.problem) else None
     if inspect.isawaitable(correct):
         correct = await correct
     row = ResultRow.solved(p.problem.id, p.problem.gold, answer, None if correct is None else bool(correct),

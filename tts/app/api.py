@@ -21,16 +21,19 @@ class Result(Frozen):
     votes: dict[str, int]
     usage: Usage
     strategy: str
+    engine: str  # the engine's kind ("vllm", "openai", "pool", "sim", or the class of an Engine passed in)
+    simulated: bool  # True when the answer came from the simulator: invented text, not a model's
     details: Answer
     trace: list[dict[str, Any]]
     dag: dict[str, Any]
 
 
-async def solve(question: str, *, strategy: str = "self-consistency", engine: Engine | str = "sim",
+async def solve(question: str, *, strategy: str = "self-consistency", engine: Engine | str = "vllm",
                 task: str = "gsm8k", budget: BudgetConfig | None = None, model: str | None = None,
                 base_url: str | None = None, **options: Any) -> Result:
     """Solve one question with a strategy (a name, or a composition such as `sc(n=8, prune='step') | pdr(rounds=1)`)
-    on an engine (an Engine object, or a name: "vllm", "openai", "sim"). Runs through the same path as `tts eval`."""
+    on an engine (an Engine object, or a name: "vllm" by default, "openai", or "sim", the simulator, which runs
+    only when asked for by name and says so in the result). Runs through the same path as `tts eval`."""
     from tts import tasks
     from tts.app.runner import resolve_strategy, solve_one
     from tts.engine_adapters import make_engine
@@ -48,7 +51,11 @@ async def solve(question: str, *, strategy: str = "self-consistency", engine: En
     if solved.answer is None:
         raise TtsError(f"strategy '{spec.name}' failed: {solved.row.get('error')}")
     answer = solved.answer
-    return Result(answer=answer.answer, votes=answer.votes, usage=solved.usage, strategy=spec.name, details=answer,
+    from tts.engine_adapters.sim import SimulatedEngine
+
+    kind = engine if owned else type(engine).__name__
+    return Result(answer=answer.answer, votes=answer.votes, usage=solved.usage, strategy=spec.name, engine=kind,
+                  simulated=isinstance(eng, SimulatedEngine), details=answer,
                   trace=solved.tracer.events, dag=solved.tracer.dag_json())
 
 

@@ -101,6 +101,8 @@ def eval_(
                                         "default), least-loaded, round-robin"),
     n: Optional[int] = typer.Option(None, "-n", help="samples per problem (self-consistency)"),
     limit: Optional[int] = typer.Option(None, help="first N problems only"),
+    skip_unreadable_golds: bool = typer.Option(False, help="run the rows whose gold answer can be read; the others "
+                                               "are counted in the summary and listed in unreadable_golds.jsonl"),
     seed: int = typer.Option(0),
     temperature: Optional[float] = typer.Option(None), max_tokens: Optional[int] = typer.Option(None),
     early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop"),
@@ -169,13 +171,39 @@ def eval_(
                 await engine.aclose()
         return out
 
+    from tts.app.runner import accuracy_line, budget_line
+
     for summary, run_dir in _guard(go, resumable=True):
-        lo, hi = summary["accuracy_ci95"]
-        typer.echo(f"accuracy: {summary['accuracy']:.3f} ({summary['correct']}/{summary['problems']}, 95% CI "
-                   f"{lo:.3f}-{hi:.3f})  tokens: {summary['completion_tokens']} generated, "
+        typer.echo(f"accuracy: {accuracy_line(summary)}  tokens: {summary['completion_tokens']} generated, "
                    f"{summary['cached_prompt_tokens']} cached prompt  calls: {summary['calls']}  "
                    f"wall: {summary['wall_seconds']:.1f} s")
+        if budget_line(summary):
+            typer.echo(budget_line(summary))
         typer.echo(f"results: {run_dir}")
+
+
+# `tts eval --help` in panels, not one list of 40 options
+EVAL_PANELS = {
+    "Data": "task data field limit skip_unreadable_golds",
+    "Strategy": "strategy n seed temperature max_tokens early_stop option prune prune_opt reasoning reasoning_opt "
+                "thinking_budget",
+    "Engine": "engine model base_url route engine_arg request_arg price sim_accuracy sim_latency",
+    "Budget": "budget_tokens budget_calls budget_seconds budget_usd budget_tokens_total",
+    "Output": "output run_id resume config progress",
+    "Executor": "concurrency executor workers ray_address",
+}
+
+
+def _panels(command, panels: dict[str, str]) -> None:
+    import inspect
+
+    where = {name: panel for panel, names in panels.items() for name in names.split()}
+    for name, param in inspect.signature(command).parameters.items():
+        if name in where and hasattr(param.default, "rich_help_panel"):
+            param.default.rich_help_panel = where[name]
+
+
+_panels(eval_, EVAL_PANELS)
 
 
 @app.command("setup-model")
@@ -269,7 +297,13 @@ def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
           host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100),
           sim_accuracy: float = typer.Option(0.7), sim_latency: float = typer.Option(0.001)) -> None:
     """Serve /v1/chat/completions and /v1/models; the model name picks the strategy (e.g. sc8:qwen)."""
-    import uvicorn
+    from tts.kernel.errors import require
+
+    try:
+        require("starlette", "serve", "tts serve")
+        uvicorn = require("uvicorn", "serve", "tts serve")
+    except TtsError as e:
+        _fail(str(e))
 
     from tts.app.server import build_app
 
@@ -315,9 +349,21 @@ def list_tasks() -> None:
 
 @app.command("strategies")
 def list_strategies() -> None:
-    """List the registered strategies."""
+    """The registered strategies: name, aliases, what each does, and its settings with their defaults."""
     for name in strategies.names():
-        typer.echo(name)
+        spec = strategies.get(name)
+        doc = spec.description
+        aliases = f" (also: {', '.join(spec.aliases)})" if spec.aliases else ""
+        typer.echo(f"{name}{aliases}: {doc}")
+        settings = []
+        for key, field in spec.config.model_fields.items():
+            if field.is_required():
+                settings.append(f"{key}=(required)")
+                continue
+            default = field.get_default(call_default_factory=True)
+            settings.append(f"{key}={json.dumps(default, default=str) if default is not None else 'none'}")
+        if settings:
+            typer.echo(f"    -o {' '.join(settings)}")
 
 
 def _guard(make_coro, resumable: bool = False):

@@ -76,11 +76,15 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
         from tts.kit.watched import answer_cue
 
         answer_cue(t)  # a task that cannot be probed fails here, before any engine starts
+    from tts.app.otel import exporter_from_env
+
+    exporter_from_env()  # TTS_OTEL set without its extra: one line now, not an error on every row
     kind = spec.engine or "vllm"
     # engine options and price checked now, before anything starts
     espec = engine_spec(kind, **spec.engine_options())
     price = spec.engine_price()
-    problems = t.load(spec.data, spec.fields)[: spec.limit]
+    problems, unreadable = t.load_checked(spec.data, spec.fields, skip_unreadable=spec.skip_unreadable_golds)
+    problems = problems[: spec.limit]
     alloc = spec.allocation()
     rid = spec.run_id
     if spec.output.exists() and not spec.output.is_dir():
@@ -98,6 +102,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                   "seed": spec.seed, "limit": spec.limit, "concurrency": spec.concurrency,
                   "budget": spec.budget().model_dump(),
                   **({"allocation": alloc.model_dump()} if alloc else {}),
+                  # rows left out because their gold cannot be read: counted here, listed in the run folder
+                  **({"unreadable_golds": len(unreadable)} if unreadable else {}),
                   "reasoning": spec.reasoning.model_dump() if spec.reasoning else None, "price": spec.price, "manifest": manifest(spec),
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
                      if kind == "sim" else {})}
@@ -109,9 +115,11 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                                   address=spec.ray_address), run_dir
     if spec.executor != "local":
         raise ConfigError(f"unknown executor '{spec.executor}'; known: local, ray")
-    from tts.app.runner import prepare_run_dir
+    from tts.app.runner import UNREADABLE, prepare_run_dir
 
     done = prepare_run_dir(spec.output / rid, run_config, spec.resume)  # before the engine: fail fast, lose nothing
+    if unreadable:
+        (spec.output / rid / UNREADABLE).write_text("".join(json.dumps(u) + "\n" for u in unreadable))
     key = (kind, spec.model, json.dumps(spec.base_url), spec.route, spec.price, json.dumps(spec.engine_args, sort_keys=True),
            json.dumps(spec.request_args, sort_keys=True))
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tts.kernel.errors import ConfigError, require
 from tts.kernel.trace import Tracer, path_id
 
 DECISIONS = {"prune", "stop", "spawn", "spawn_refused", "replan", "plan_error", "round_end", "stage"}
@@ -18,15 +19,17 @@ def exporter_from_env():
     kind = os.environ.get("TTS_OTEL", "").lower()
     if not kind:
         return None
+    if kind not in ("console", "otlp"):
+        raise ConfigError(f"TTS_OTEL={kind}: use console or otlp")
+    require("opentelemetry.sdk", "otel", "TTS_OTEL")
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
-    if kind == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    require("opentelemetry.exporter.otlp.proto.http.trace_exporter", "otel", "TTS_OTEL=otlp")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter()
-    raise ValueError(f"TTS_OTEL={kind}: use console or otlp")
+    return OTLPSpanExporter()
 
 
 def export(tracer: Tracer, exporter=None, name: str = "tts.run") -> int:

@@ -3,12 +3,13 @@ matched token budget. (A problem's branches over time: tts/app/timeline.py.)"""
 from __future__ import annotations
 
 import json
+from math import nan
 from collections import defaultdict
 from pathlib import Path
 
-from tts.kit.curves import accuracy_at_n
-from tts.kernel.errors import DataError
-from tts.app.runner import CONFIG, RESULTS, read_finished, read_json, summarize, wall_seconds, wilson
+from tts.kit.curves import accuracy_at_n, accuracy_curve
+from tts.kernel.errors import DataError, require
+from tts.app.runner import CONFIG, RESULTS, budget_line, read_finished, read_json, summarize, wall_seconds
 
 
 def load_run(path: Path) -> tuple[dict, list[dict]]:
@@ -19,13 +20,13 @@ def load_run(path: Path) -> tuple[dict, list[dict]]:
     return config, rows
 
 
-def _grader(config: dict):
+def row_grader(config: dict):
     from tts import tasks
     from tts.kernel.types import Problem
 
     task = tasks.get(config.get("task", "gsm8k"))
-    if task.name in ("humaneval", "countdown", "tools"):
-        return None  # graded by running code or tools, or needs the problem's data: no re-grading from rows
+    if task.graded_by != "gold" or task.generate is not None:
+        return None  # graded by running tests, or needs the problem's data: no re-grading from rows
     return lambda row, ans: bool(task.grade(Problem(id=row["id"], question="", gold=row.get("gold")), ans))
 
 
@@ -45,11 +46,13 @@ def table(paths: list[Path]) -> tuple[str, dict]:
                      f"{'tok/prob':>8} {'cached':>8} {'wall s':>8}")
         for path, config, rows, s in runs:
             name, wall = path.name, s["wall_seconds"]
-            lo, hi = s["accuracy_ci95"]
-            lines.append(f"  {name[:34]:34} {config.get('strategy', '?')[:18]:18} {s['accuracy']:6.3f} "
+            acc, (lo, hi) = (s["accuracy"], s["accuracy_ci95"]) if s["accuracy"] is not None else (nan, (nan, nan))
+            lines.append(f"  {name[:34]:34} {config.get('strategy', '?')[:18]:18} {acc:6.3f} "
                          f"{lo:6.3f}-{hi:5.3f} {s['problems']:4d} {s['completion_tokens']:9d} "
                          f"{s['completion_tokens'] / max(1, s['problems']):8.0f} {s['cached_prompt_tokens']:8d} "
                          f"{wall:8.1f}")
+            if budget_line(s):
+                lines.append(f"    {budget_line(s)}")
             lines += replica_lines(path)
     return "\n".join(lines), by_task
 
@@ -85,6 +88,7 @@ def subset_curve_refusal(config: dict, rows: list[dict]) -> str | None:
 
 
 def plots(by_task: dict, out_dir: Path) -> list[Path]:
+    require("matplotlib", "report", "plots")
     import matplotlib
     import matplotlib.ticker
 
@@ -98,11 +102,12 @@ def plots(by_task: dict, out_dir: Path) -> list[Path]:
         refused = []
         families: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
         for path, config, rows, s in runs:
-            families[config.get("strategy", path.name)].append(
-                (s["completion_tokens"] / max(1, s["problems"]), s["accuracy"], *s["accuracy_ci95"]))
+            if s["accuracy"] is not None:  # an ungraded run has no point on an accuracy plot
+                families[config.get("strategy", path.name)].append(
+                    (s["completion_tokens"] / max(1, s["problems"]), s["accuracy"], *s["accuracy_ci95"]))
         draw_frontier(a1, families)
         for path, config, rows, s in runs:
-            name, grade = path.name, _grader(config)
+            name, grade = path.name, row_grader(config)
             n = max((len(r.get("samples", [])) for r in rows), default=0)
             if not grade or n < 2:
                 continue
@@ -110,11 +115,15 @@ def plots(by_task: dict, out_dir: Path) -> list[Path]:
             if reason:
                 refused.append(f"{name[:24]}: {reason}")
                 continue
-            ns = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n]
-            curve = accuracy_at_n(rows, grade, ns)
-            bands = [wilson(round(curve[k] * len(rows)), len(rows)) for k in ns]
-            line, = a2.plot(ns, [curve[k] for k in ns], marker="o", label=f"{config.get('strategy')} ({name[:20]})")
-            a2.fill_between(ns, [b[0] for b in bands], [b[1] for b in bands], alpha=0.15, color=line.get_color())
+            curve = accuracy_curve(rows, grade, [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n])
+            ns, points = list(curve), list(curve.values())
+            line, = a2.plot(ns, [p.accuracy for p in points], marker="o",
+                            label=f"{config.get('strategy')} ({name[:20]}; exact over all subsets)")
+            a2.fill_between(ns, [p.ci95[0] for p in points], [p.ci95[1] for p in points], alpha=0.15,
+                            color=line.get_color())
+            for p in points:  # every point labelled: its value and how many problems it averages
+                a2.annotate(f"{p.accuracy:.3f} ({p.problems})", (p.n, p.accuracy), fontsize=6,
+                            textcoords="offset points", xytext=(0, 5), ha="center")
             a2.set_xscale("log", base=2)
             a2.set_xticks(ns, [str(k) for k in ns])
             a2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -156,6 +165,7 @@ def draw_frontier(ax, families: dict[str, list[tuple[float, float, float, float]
 
 def replay_plot(path: Path, out_dir: Path) -> Path:
     """The frontier plot of a paired policy replay (benchmarks/policy_replay.py's JSON): one panel per set."""
+    require("matplotlib", "report", "plots")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,7 +204,7 @@ def compare(paths: list[Path], budget: float) -> str:
             continue
         per_problem = sum(r["usage"]["completion_tokens"] for r in rows) / len(rows)
         samples = max((len(r.get("samples", [])) for r in rows), default=0)
-        grade = _grader(config)
+        grade = row_grader(config)
         if samples > 1 and grade and subset_curve_refusal(config, rows) is None:  # independent, unstopped samples
             per_sample = per_problem / samples
             n = min(samples, int(budget // max(per_sample, 1)))

@@ -37,6 +37,7 @@ RESULTS, TRACE, SUMMARY, CONFIG = "results.jsonl", "trace.jsonl", "summary.json"
 # Options that must match for --resume to continue a run rather than mix two different ones.
 IDENTITY = ("task", "data", "strategy", "strategy_config", "engine", "model", "seed", "budget", "price", "sim",
             "allocation")
+UNREADABLE = "unreadable_golds.jsonl"  # rows a run skipped because their gold cannot be read
 SEGMENTS = "segments.jsonl"  # one line per start and per clean end of the run: wall time across resumes
 
 
@@ -135,7 +136,7 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
         error = f"{type(e).__name__}: {e}"
         tracer.emit("problem_error", error=error, traceback=traceback.format_exc(limit=-4))
     else:
-        correct = task.grade(problem, answer.answer) if problem.gold is not None else None
+        correct = task.grade(problem, answer.answer) if task.gradable(problem) else None
         if inspect.isawaitable(correct):
             correct = await correct
     seconds = round(time.monotonic() - t0, 4)
@@ -144,6 +145,9 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
                               seconds))
     row = typed.line()
     tracer.set_status("root", "error" if "error" in row else "done", seconds=row["seconds"])
+    # what the model saw, as lm-eval's --log_samples keeps it: the question, and each distinct prompt once (the
+    # call_start events name their prompt's id and carry the sampling parameters)
+    tracer.emit("inputs", question=problem.question, prompts=tracer.prompts)
     tracer.emit("dag", dag=tracer.dag_json())
     tracer.flush()
     export_spans(tracer)  # OpenTelemetry, when TTS_OTEL names an exporter
@@ -153,17 +157,47 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
 def summarize(rows: list[dict], config: dict, wall_s: float) -> dict:
     n = len(rows)
     correct = sum(bool(r.get("correct")) for r in rows)
+    # a row without a gold answer or tests has correct=None: it is not counted as wrong, it is counted apart
+    ungraded = [r["id"] for r in rows if r.get("correct") is None and "error" not in r]
+    graded = n - len(ungraded)
     usage = {k: sum(r["usage"][k] for r in rows) for k in ("prompt_tokens", "completion_tokens",
                                                            "cached_prompt_tokens", "calls")}
     usage["max_prompt_tokens"] = max((r["usage"].get("max_prompt_tokens", 0) for r in rows), default=0)
     usage["usd"] = round(sum(r["usage"].get("usd", 0.0) for r in rows), 6)
     return {
-        "problems": n, "correct": correct, "accuracy": correct / n if n else 0.0,
-        "accuracy_ci95": wilson(correct, n), "errors": sum("error" in r for r in rows),
+        "problems": n, "correct": correct, "graded": graded, "accuracy": correct / graded if graded else None,
+        "accuracy_ci95": wilson(correct, graded) if graded else None, "errors": sum("error" in r for r in rows),
+        **({"ungraded": len(ungraded), "ungraded_ids": ungraded[:50]} if ungraded else {}),
+        **({"unreadable_golds": config["unreadable_golds"]} if config.get("unreadable_golds") else {}),
         "stopped_early": sum(bool(r.get("stopped_early")) for r in rows),
         "budget_exhausted": sum(bool(r.get("budget_exhausted")) for r in rows),
+        # samples a budget refused (status "budget"): a run cut short by its budget says by how much
+        "budget_cut_samples": sum(s.get("status") == "budget" for r in rows for s in r.get("samples", ())),
         **usage, "wall_seconds": round(wall_s, 3), "config": config,
     }
+
+
+def accuracy_line(summary: dict) -> str:
+    """`0.700 (28/40, 95% CI 0.546-0.819)`, or why there is no accuracy; ungraded rows are named, not counted wrong."""
+    if summary.get("accuracy") is None:
+        return f"not graded (none of {summary['problems']} problems has a gold answer or tests)"
+    lo, hi = summary["accuracy_ci95"]
+    graded = summary.get("graded", summary["problems"])
+    text = f"{summary['accuracy']:.3f} ({summary['correct']}/{graded}, 95% CI {lo:.3f}-{hi:.3f})"
+    if summary.get("ungraded"):
+        text += f", {summary['ungraded']} ungraded"
+    if summary.get("unreadable_golds"):
+        text += f"; {summary['unreadable_golds']} rows skipped (gold unreadable, listed in {UNREADABLE})"
+    return text
+
+
+def budget_line(summary: dict) -> str | None:
+    """What the budget cut, when it cut anything: problems answered from fewer samples than asked for."""
+    problems, samples = summary.get("budget_exhausted", 0), summary.get("budget_cut_samples", 0)
+    if not problems and not samples:
+        return None
+    return (f"budget: {problems} of {summary['problems']} problems ran out of budget; {samples} samples were "
+            f"refused (each such problem answered from the samples it had)")
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:

@@ -31,6 +31,7 @@ class RunSpec(BaseModel):
     request_args: dict[str, Any] = {}  # per-request extras: vLLM SamplingParams / an OpenAI server's extra_body
     n: int | None = Field(None, ge=1, le=16_384)
     limit: int | None = Field(None, ge=0)
+    skip_unreadable_golds: bool = False  # run the rows whose gold reads; count and list the others
     seed: int = 0
     temperature: float | None = Field(None, ge=0.0)
     max_tokens: int | None = Field(None, ge=1)

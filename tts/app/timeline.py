@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tts.kernel.errors import DataError
+from tts.kernel.errors import DataError, require
 
 TRACE = "trace.jsonl"
 # outcome -> (colour, legend); branch statuses, plus what events say about how an "ok" or "cancelled" branch ended
@@ -138,6 +138,7 @@ def text(bars_: list[Bar], marks: list[tuple[float, str]]) -> str:
 
 def draw(bars_: list[Bar], marks: list[tuple[float, str]], out: Path, title: str) -> Path:
     """A PNG or SVG (by `out`'s suffix) readable at any number of branches: the figure grows with the rows."""
+    require("matplotlib", "report", "a timeline picture")
     import matplotlib
 
     matplotlib.use("Agg")

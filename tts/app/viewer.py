@@ -12,15 +12,56 @@ import html
 import json
 from pathlib import Path
 
-from tts.app.report import load_run
+from tts.app.report import row_grader, load_run
 from tts.app.runner import summarize, wall_seconds
 from tts.app.timeline import OUTCOMES, bars, problem_events
 
 TEXT_LIMIT = 6000  # characters of each sample's text kept in the page (the run folder has all of it)
 
 
-def _problem(row: dict, events: list[dict]) -> dict:
+def _inputs(events: list[dict]) -> dict:
+    """The question and the prompts the model saw, each with the sampling parameters of the calls that sent it."""
+    found = next((e for e in events if e.get("kind") == "inputs"), None)
+    if found is None:
+        return {}
+    sampling: dict[str, list] = {}
+    for e in events:
+        if e.get("kind") == "call_start" and isinstance(e.get("prompt"), str):
+            params = {k: e[k] for k in ("n", "max_tokens", "temperature", "top_p", "seed", "stop", "logprobs")
+                      if k in e}
+            if params not in sampling.setdefault(e["prompt"], []):
+                sampling[e["prompt"]].append(params)
+    prompts = found.get("prompts") if isinstance(found.get("prompts"), dict) else {}
+    return {"question": found.get("question"),
+            "prompts": [[pid, text[:TEXT_LIMIT] if isinstance(text, str) else text, sampling.get(pid, [])]
+                        for pid, text in prompts.items()]}
+
+
+def _tie(votes: dict, answer) -> str | None:
+    """Why the answer won when the top of the vote is a tie (the rule in tts/kit/voting.py)."""
+    if not votes:
+        return None
+    top = max(votes.values())
+    tied = [a for a, v in votes.items() if v == top]
+    if len(tied) < 2:
+        return None
+    return (f"tie at {top:g} between {', '.join(map(str, tied))}: {answer} wins, as the answer whose first sample "
+            f"has the lowest index (a vote never depends on completion order)")
+
+
+def _problem(row: dict, events: list[dict], grade) -> dict:
     bs, marks = bars(events)
+    right: dict = {}
+
+    def graded(answer):  # each distinct answer graded once, where the task can grade from the row alone
+        if grade is None or answer is None:
+            return None
+        if answer not in right:
+            try:
+                right[answer] = bool(grade(row, answer))
+            except Exception:  # a row the grader cannot read: no mark rather than a wrong one
+                right[answer] = None
+        return right[answer]
     samples = [[s.get("index"), s.get("answer"), s.get("tokens", 0), s.get("status", "ok"),
                 (s.get("text") or "")[:TEXT_LIMIT]] for s in row.get("samples", ())]
     decisions = [[round(t, 4), m] for t, m in marks]
@@ -32,8 +73,9 @@ def _problem(row: dict, events: list[dict]) -> dict:
         "tokens": row.get("usage", {}).get("completion_tokens", 0), "calls": row.get("usage", {}).get("calls", 0),
         "seconds": row.get("seconds", 0.0), "note": row.get("note"), "error": row.get("error"),
         "meta": row.get("meta", {}), "samples": samples, "decisions": sorted(decisions),
-        "bars": [[b.name(), b.depth, b.label, round(b.start, 4), round(b.end, 4), b.outcome, b.answer, b.tokens]
-                 for b in bs],
+        "bars": [[b.name(), b.depth, b.label, round(b.start, 4), round(b.end, 4), b.outcome, b.answer, b.tokens,
+                  graded(b.answer)] for b in bs],
+        "tie": _tie(row.get("votes") or {}, row.get("answer")), **_inputs(events),
     }
 
 
@@ -42,11 +84,14 @@ def page_data(run_dir: Path) -> dict:
     events = problem_events(run_dir) if (run_dir / "trace.jsonl").exists() else {}
     summary = summarize(rows, config, wall_seconds(run_dir, rows))
     summary.pop("config", None)
+    grade = row_grader(config)
     return {"run": run_dir.name, "config": {k: config.get(k) for k in ("task", "data", "strategy", "strategy_config",
                                                                        "engine", "model", "seed")},
+            "simulated": config.get("engine") == "sim",
             "summary": summary, "outcomes": {k: list(v) for k, v in OUTCOMES.items()},
             # a run under a job-level budget traces each draw apart (ID@roundK): the first draw's timeline is shown
-            "problems": [_problem(r, events.get(r["id"]) or events.get(f"{r['id']}@round0", [])) for r in rows]}
+            "problems": [_problem(r, events.get(r["id"]) or events.get(f"{r['id']}@round0", []), grade)
+                         for r in rows]}
 
 
 def write_html(run_dir: Path, out: Path | None = None) -> Path:

@@ -63,6 +63,18 @@ class Tracer:
         self.wall0_ns = time.time_ns()  # wall-clock origin of the events' `t`, for exporters
         self._calls = 0
         self._children: dict[Path, int] = {}  # each path's own child counter: branch numbering lives here
+        # what the model saw: each distinct prompt once, by id (`call_start` events name the id)
+        self.prompts: dict[str, Any] = {}
+        self._prompt_ids: dict[Any, str] = {}
+
+    def prompt_id(self, prompt: Any, dump: Callable[[], Any]) -> str:
+        """The id of a request's input (`prompt` hashable: a string or a tuple of messages); its first sighting
+        stores `dump()`, the input as JSON, so that a run records each distinct prompt once."""
+        pid = self._prompt_ids.get(prompt)
+        if pid is None:
+            pid = self._prompt_ids[prompt] = f"p{len(self._prompt_ids)}"
+            self.prompts[pid] = dump()
+        return pid
 
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
         data.update(run=self.run, t=round(time.monotonic() - self._t0, 6), path=list(current_path.get()), kind=kind)
