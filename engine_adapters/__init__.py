@@ -1,10 +1,12 @@
 """Engines by name, each with its own typed spec: `vllm` (in-process, GPU or CPU build), `openai` (any compatible
-server), `sim` (a deterministic simulator for tests and overhead benchmarks). Adding an engine is one module plus one
+server), `sim` (a deterministic simulator for tests and overhead benchmarks), `replay` (recorded traces served to any strategy).
+Adding an engine is one module plus one
 `register` line here."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Literal
 
 from pydantic import Field
@@ -47,7 +49,13 @@ class VLLMSpec(Frozen):
     request_args: dict[str, Any] = {}  # --request-arg: SamplingParams fields, and chat_template_kwargs
 
 
-EngineSpec = SimSpec | OpenAISpec | VLLMSpec
+class ReplaySpec(Frozen):
+    kind: Literal["replay"] = "replay"
+    traces: Path  # a recording made with `tts eval --record` (engine_adapters/replay.py)
+    latency_per_token_s: float = Field(0.001, ge=0.0, description="every trace decodes at this speed")
+
+
+EngineSpec = SimSpec | OpenAISpec | VLLMSpec | ReplaySpec
 Responder = Callable[[GenerateRequest], "str | None"]
 
 
@@ -88,8 +96,16 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
     if engine_args and kind != "vllm":
         raise ConfigError(f"--engine-arg applies to the vllm engine, not '{kind}'"
                           + ("; request extras go in --request-arg" if kind == "openai" else ""))
-    if request_args and kind == "sim":
-        raise ConfigError("--request-arg does not apply to the simulator")
+    if request_args and kind in ("sim", "replay"):
+        raise ConfigError(f"--request-arg does not apply to the {kind} engine")
+    if options.get("traces") is not None and kind != "replay":
+        raise ConfigError(f"--traces applies to --engine replay, not '{kind}'")
+    if kind == "replay":
+        if given.get("traces") is None:
+            raise ConfigError("--engine replay needs --traces FILE (a recording made with tts eval --record)")
+        from tts.engine_adapters.replay import read_traces
+
+        read_traces(Path(given["traces"]))  # a missing or damaged recording is an error now, before any run folder
     if kind == "vllm":
         from tts.engine_adapters.local_models import resolve
         from tts.engine_adapters.vllm_args import check_engine_args, check_request_args
@@ -163,6 +179,13 @@ async def _open_vllm(spec: VLLMSpec, problems, responder, price) -> Engine:
                             engine_args=spec.engine_args, request_args=spec.request_args)
 
 
+async def _open_replay(spec: ReplaySpec, problems, responder, price) -> Engine:
+    from tts.engine_adapters.replay import ReplayEngine
+
+    return ReplayEngine(spec.traces, latency_per_token_s=spec.latency_per_token_s)
+
+
 register(EngineKind("vllm", VLLMSpec, _open_vllm))
+register(EngineKind("replay", ReplaySpec, _open_replay))
 register(EngineKind("openai", OpenAISpec, _open_openai))
 register(EngineKind("sim", SimSpec, _open_sim))

@@ -119,7 +119,10 @@ def eval_(
                                                       "caps a problem, default 16)"),
     price: Optional[str] = typer.Option(None, help="the engine's price: PROMPT,COMPLETION[,CACHED] USD per 1M tokens"),
     sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
-    sim_latency: float = typer.Option(0.001, help="engine sim: seconds per token"),
+    sim_latency: float = typer.Option(0.001, help="engines sim and replay: seconds per token"),
+    traces: Optional[Path] = typer.Option(None, help="engine replay: recorded traces (from a run with --record)"),
+    record: bool = typer.Option(False, "--record", help="record every completion to RUN/recorded_traces.jsonl, to "
+                                "replay strategies on later with --engine replay --traces"),
     prune: bool = typer.Option(False, "--prune", help="prune redundant in-flight samples (strategies that sample)"),
     prune_opt: list[str] = typer.Option([], "--prune-opt", help="a pruning setting KEY=VALUE (implies --prune), e.g. "
                                         "signal=step, threshold=0.85, quota=2, checkpoint_tokens=32, shadow=true; "
@@ -187,7 +190,7 @@ EVAL_PANELS = {
     "Data": "task data field limit skip_unreadable_golds",
     "Strategy": "strategy n seed temperature max_tokens early_stop option prune prune_opt reasoning reasoning_opt "
                 "thinking_budget",
-    "Engine": "engine model base_url route engine_arg request_arg price sim_accuracy sim_latency",
+    "Engine": "engine model base_url route engine_arg request_arg price sim_accuracy sim_latency traces record",
     "Budget": "budget_tokens budget_calls budget_seconds budget_usd budget_tokens_total",
     "Output": "output run_id resume config progress",
     "Executor": "concurrency executor workers ray_address",

@@ -106,7 +106,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                   **({"unreadable_golds": len(unreadable)} if unreadable else {}),
                   "reasoning": spec.reasoning.model_dump() if spec.reasoning else None, "price": spec.price, "manifest": manifest(spec),
                   **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
-                     if kind == "sim" else {})}
+                     if kind == "sim" else {}),
+                  **({"traces": str(spec.traces)} if spec.traces else {})}
     if spec.executor == "ray":
         from tts.app.ray_executor import run_eval_ray
 
@@ -115,13 +116,23 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                                   address=spec.ray_address), run_dir
     if spec.executor != "local":
         raise ConfigError(f"unknown executor '{spec.executor}'; known: local, ray")
-    from tts.app.runner import UNREADABLE, prepare_run_dir
+    from tts.app.runner import RECORDED, UNREADABLE, prepare_run_dir
 
     done = prepare_run_dir(spec.output / rid, run_config, spec.resume)  # before the engine: fail fast, lose nothing
     if unreadable:
         (spec.output / rid / UNREADABLE).write_text("".join(json.dumps(u) + "\n" for u in unreadable))
     key = (kind, spec.model, json.dumps(spec.base_url), spec.route, spec.price, json.dumps(spec.engine_args, sort_keys=True),
            json.dumps(spec.request_args, sort_keys=True))
+    if spec.record:  # a recording belongs to its run: its own engine, wrapped
+        from tts.engine_adapters.replay import RecordingEngine
+
+        engine = RecordingEngine(await open_engine(espec, problems=problems, price=price,
+                                                   responder=t.sim_responder(problems) if t.sim_responder else None),
+                                 spec.output / rid / RECORDED)
+        try:
+            return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done, alloc)
+        finally:
+            await engine.aclose()
     if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
         engine = await open_engine(espec, problems=problems, price=price,
                                    responder=t.sim_responder(problems) if t.sim_responder else None)

@@ -48,7 +48,9 @@ class RunSpec(BaseModel):
     budget_tokens_total: int | None = Field(None, ge=1)
     price: str | None = None  # "PROMPT,COMPLETION[,CACHED]" USD per million tokens, for the money budget
     sim_accuracy: float = Field(0.7, ge=0.0, le=1.0)
-    sim_latency: float = Field(0.001, ge=0.0)
+    sim_latency: float = Field(0.001, ge=0.0)  # the simulator's, and the replay's, seconds per token
+    traces: Path | None = None  # engine replay: the recorded traces to serve
+    record: bool = False  # record every completion into the run folder (recorded_traces.jsonl), for replays
     # pruning's settings are declared once, in PruneConfig: `true` means its defaults, a table sets some of them
     prune: PruneConfig | None = None
     # a reasoning model: thinking split from answers (`true` = <think> tags), optionally under a thinking budget
@@ -68,7 +70,7 @@ class RunSpec(BaseModel):
 
     def engine_options(self) -> dict[str, Any]:
         return dict(model=self.model, base_url=self.base_url, route=self.route, seed=self.seed, accuracy=self.sim_accuracy,
-                    latency_per_token_s=self.sim_latency, engine_args=self.engine_args,
+                    latency_per_token_s=self.sim_latency, traces=self.traces, engine_args=self.engine_args,
                     request_args=self.request_args)
 
     def budget(self) -> BudgetConfig:

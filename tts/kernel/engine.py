@@ -47,6 +47,8 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def describe(self) -> dict: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -72,6 +74,9 @@ class EngineWrapper:
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
+
+    def describe(self) -> dict:
+        return self.inner.describe()
 
     async def aclose(self) -> None:
         await self.inner.aclose()
