@@ -213,3 +213,94 @@ async def test_a_flood_graded_end_to_end_is_a_wrong_answer_not_a_hang(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = [_json.loads(x) for x in (tmp_path / "results" / "r" / "results.jsonl").read_text().splitlines()]
     assert [row["correct"] for row in rows] == [False, False, False]
+
+
+def _keyring():
+    """The orchestrator's side of the kernel keyring, through libc's syscall (x86_64 and aarch64 numbers)."""
+    import ctypes
+    import platform
+
+    from tts.tools import seccomp
+
+    if platform.machine() not in ("x86_64", "aarch64"):
+        pytest.skip("no syscall table for this machine")
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc, seccomp.number("add_key"), seccomp.number("keyctl")
+
+
+async def test_the_callers_keyring_is_out_of_reach():
+    """A secret in the orchestrator's session keyring: sandboxed code can neither read it nor plant a key there
+    (it could, as root and unprivileged, before the seccomp filter)."""
+    libc, add_key, keyctl = _keyring()
+    secret = f"s3cret-{os.getpid()}".encode()
+    key = libc.syscall(add_key, b"user", b"tts-test-secret", secret, len(secret), -3)  # -3: the session keyring
+    if key < 0:
+        pytest.skip("this kernel refuses keyrings to the test process itself")
+    try:
+        result = await run(f"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(256)
+n = libc.syscall({keyctl}, 11, {key}, buf, 256, 0)  # KEYCTL_READ
+print('read', n, buf.raw[:max(n, 0)])
+print('planted', libc.syscall({add_key}, b'user', b'tts-planted', b'evil', 4, -3))
+""")
+        assert secret.decode() not in result.stdout + result.stderr
+        assert "read -1" in result.stdout and "planted -1" in result.stdout
+        found = libc.syscall(keyctl, 10, -3, b"user", b"tts-planted", 0)  # KEYCTL_SEARCH in our session keyring
+        assert found < 0  # nothing was planted
+    finally:
+        libc.syscall(keyctl, 3, key, 0, 0, 0)  # KEYCTL_REVOKE
+
+
+async def test_every_writable_place_is_capped_and_root_is_read_only():
+    """180 MB once went into /tmp (and /dev/shm, /) under an 8 MB disk cap; memfds held memory no limit counted."""
+    result = await run("""
+import os
+for path in ('/tmp/big', '/dev/shm/big', '/sandbox/big', '/big'):
+    try:
+        with open(path, 'wb') as f:
+            for _ in range(24):
+                f.write(b'x' * (1 << 20))
+        print(path, 'wrote 24 MB')
+    except OSError as e:
+        print(path, 'refused', e.errno)
+try:
+    os.memfd_create('hold')
+    print('memfd created')
+except OSError as e:
+    print('memfd refused', e.errno)
+""")
+    assert "wrote 24 MB" not in result.stdout and "memfd created" not in result.stdout
+    assert result.stdout.count("refused") == 5, result.stdout
+
+
+async def test_no_new_namespaces_inside_the_sandbox():
+    libc, _, _ = _keyring()
+    from tts.tools import seccomp
+
+    result = await run(f"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+for flag in (0x10000000, 0x00020000, 0x40000000):  # user, mount, net
+    if libc.syscall({seccomp.number("unshare")}, flag) == 0:
+        print('unshared', flag)
+    else:
+        print('refused', ctypes.get_errno())
+""")
+    assert "unshared" not in result.stdout and result.stdout.count("refused") == 3
+
+
+def test_doctor_reports_the_filter():
+    assert "seccomp" in isolation()["active"] and "keyctl" in isolation()["seccomp_denies"]
+
+
+async def test_uids_differ_across_processes():
+    """As root each call runs under a uid of its own: drawn at random now, not counted from 0 in every process."""
+    if os.geteuid() != 0:
+        pytest.skip("per-call uids are a root feature")
+    code = ("import asyncio\nfrom tts.tools.sandbox import run_python\n"
+            "print(asyncio.run(run_python('import os; print(os.getuid())')).stdout.strip())")
+    uids = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
+            for _ in range(3)}
+    assert len(uids) == 3 and all(int(u) >= UID_BASE for u in uids)

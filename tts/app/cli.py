@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -332,13 +333,37 @@ def doctor() -> None:
     typer.echo(f"sandbox: {layers['mode']}")
     typer.echo(f"  active:  {', '.join(layers['active'])}")
     typer.echo(f"  missing: {', '.join(layers['missing']) or 'none'}")
+    if layers.get("seccomp_denies"):
+        typer.echo(f"  seccomp denies: {', '.join(layers['seccomp_denies'])}")
     if layers["mode"] == "none":
         typer.echo("  model-written code is refused (install bubblewrap, or set TTS_SANDBOX_UNISOLATED=1)")
+    if layers["mode"] != "none" and os.geteuid() != 0:
+        typer.echo("  limits: no per-sandbox process limit unprivileged (RLIMIT_NPROC counts every process of "
+                   "your uid); run as root for a uid per call")
+    import importlib.util
+
+    have = lambda module: importlib.util.find_spec(module) is not None  # noqa: E731
+    typer.echo(f"engines: {', '.join(engine_names())}" + ("" if have("vllm") else
+                                                          " (vllm not installed: the `cpu` or `vllm` extra)"))
+    extras = {"report": "matplotlib", "serve": "uvicorn", "otel": "opentelemetry.sdk", "ray": "ray",
+              "data": "datasets", "embed": "sentence_transformers"}
+    typer.echo("extras: " + ", ".join(f"{extra} ({'installed' if have(module) else 'missing'})"
+                                      for extra, module in extras.items()))
+    from tts.engine_adapters.local_models import MODELS, is_ready
+
+    ready = [name for name in MODELS if is_ready(name)]
+    typer.echo(f"local models: {', '.join(ready) or 'none (tts setup-model NAME)'}")
+    typer.echo(f"hugging face hub: {'reachable' if _reachable('huggingface.co', 443) else 'not reachable'}")
+
+
+def _reachable(host: str, port: int) -> bool:
+    import socket
+
     try:
-        import vllm  # noqa: F401
-        typer.echo("engines: vllm (installed), openai, sim")
-    except ImportError:
-        typer.echo("engines: openai, sim (vllm not installed: the `cpu` or `vllm` extra)")
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
 
 
 @app.command("tasks")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,9 +32,10 @@ from pydantic import Field
 
 from tts.kernel.errors import TtsError
 from tts.kernel.types import Frozen
+from tts.tools import seccomp
 
 UID_BASE = 190_000  # per-call uids (root only): far above any account a distribution creates
-_uids = itertools.count()
+UID_RANGE = 1 << 20  # drawn at random per call, so that concurrent tts processes do not share a uid (and its limits)
 _GUARD = r'''
 import sys
 def _hook(event, args):
@@ -93,34 +94,65 @@ def isolation() -> dict[str, object]:
     bwrap = shutil.which("bwrap")
     root = os.geteuid() == 0
     mode = "none"
+    filtered = False
     if bwrap and _works([*_bwrap_prefix("/nonexistent", 1, 0), python, "-I", "-S", "-c", "pass"]):
         mode = "bwrap"
+        filtered = _filter_works(python)
     elif root and shutil.which("unshare") and shutil.which("setpriv") and _works(
             [*_unshare_prefix(0), python, "-I", "-S", "-c", "pass"]):
         mode = "unshare"
     active = ["session-kill", "rlimits", "audit-hook"]
     if mode == "bwrap":
         active += ["pid-namespace", "net-namespace", "ipc-namespace", "mount-namespace", "read-only-system-view",
-                   "private-tmpfs-workdir", "die-with-parent", "uid-per-call" if root else "user-namespace-nobody"]
+                   "private-tmpfs-workdir", "size-capped-tmp-and-shm", "die-with-parent",
+                   "uid-per-call" if root else "user-namespace-nobody"]
+        if filtered:
+            active.append("seccomp")
     elif mode == "unshare":
         active += ["pid-namespace", "net-namespace", "ipc-namespace", "uid-per-call"]
     wanted = ["pid-namespace", "net-namespace", "ipc-namespace", "mount-namespace", "read-only-system-view",
               "private-tmpfs-workdir", "landlock", "seccomp"]
-    return {"mode": mode, "active": active, "missing": [w for w in wanted if w not in active]}
+    return {"mode": mode, "active": active, "missing": [w for w in wanted if w not in active],
+            "seccomp_denies": seccomp.blocked() if filtered else []}
 
 
-def _bwrap_prefix(program_dir: str, uid_slot: int, disk_mb: int) -> list[str]:
+def _filter_works(python: str) -> bool:
+    """Whether bubblewrap loads the filter here and the filter denies what it should (a keyring call)."""
+    bpf = seccomp.program()
+    if bpf is None:
+        return False
+    with tempfile.TemporaryFile() as f:
+        f.write(bpf)
+        f.flush()
+        f.seek(0)
+        probe = ("import ctypes, sys\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                 "sys.exit(0 if libc.syscall(%d, 0, 0, 0, 0, 0) == -1 and ctypes.get_errno() == 1 else 3)"
+                 % seccomp.number("keyctl"))
+        try:
+            r = subprocess.run([*_bwrap_prefix("/nonexistent", 2, 0, f.fileno()), python, "-I", "-S", "-c", probe],
+                               capture_output=True, timeout=20, pass_fds=(f.fileno(),))
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return r.returncode == 0
+
+
+def _bwrap_prefix(program_dir: str, uid_slot: int, disk_mb: int, seccomp_fd: int | None = None) -> list[str]:
     python, prefix = _python()
+    size = ["--size", str(disk_mb << 20)] if disk_mb else []
     cmd = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
            "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox",
            "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
            "--symlink", "usr/bin", "/bin", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     if not prefix.startswith("/usr/"):
         cmd += ["--ro-bind", prefix, prefix]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-            "--perms", "0777", *(["--size", str(disk_mb << 20)] if disk_mb else []), "--tmpfs", "/sandbox",
-            "--ro-bind-try", os.path.join(program_dir, "main.py"), "/sandbox/main.py", "--chdir", "/sandbox",
-            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/sandbox"]
+    # every writable place is a tmpfs of the disk cap's size (the work dir, /tmp, /dev/shm), and / is read-only
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", *size, "--tmpfs", "/tmp",
+            "--perms", "1777", *size, "--tmpfs", "/dev/shm",
+            "--perms", "0777", *size, "--tmpfs", "/sandbox",
+            "--ro-bind-try", os.path.join(program_dir, "main.py"), "/sandbox/main.py", "--remount-ro", "/",
+            "--chdir", "/sandbox", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/sandbox"]
+    if seccomp_fd is not None:
+        cmd += ["--seccomp", str(seccomp_fd)]
     if os.geteuid() == 0:  # drop to a uid of this call's own inside the namespaces
         uid = str(UID_BASE + uid_slot)
         return [*cmd, "--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
@@ -156,7 +188,8 @@ async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str 
         raise SandboxUnavailable("no sandbox isolation on this machine (install bubblewrap: apt-get install "
                                  "bubblewrap); set TTS_SANDBOX_UNISOLATED=1 to run model-written code unisolated")
     programs = tempfile.mkdtemp(prefix="tts-sandbox-")
-    slot = next(_uids) % 50_000
+    slot = secrets.randbelow(UID_RANGE)
+    filter_file, pass_fds = None, ()
     try:
         with open(os.path.join(programs, "main.py"), "w") as f:
             f.write(code)
@@ -164,7 +197,12 @@ async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str 
         if mode == "bwrap":
             os.chmod(programs, 0o755)
             os.chmod(os.path.join(programs, "main.py"), 0o644)
-            prefix, cwd = _bwrap_prefix(programs, slot, limits.disk_mb), "/"
+            if "seccomp" in layers["active"]:
+                with open(os.path.join(programs, "filter.bpf"), "wb") as f:
+                    f.write(seccomp.program())
+                filter_file = open(os.path.join(programs, "filter.bpf"), "rb")  # closed in `finally`
+                pass_fds = (filter_file.fileno(),)
+            prefix, cwd = _bwrap_prefix(programs, slot, limits.disk_mb, pass_fds[0] if pass_fds else None), "/"
         elif mode == "unshare":
             os.chmod(programs, 0o777)
             os.chmod(os.path.join(programs, "main.py"), 0o644)
@@ -181,7 +219,7 @@ async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str 
         t0 = time.monotonic()
         with open(paths[0], "rb") as fin, open(paths[1], "wb") as fout, open(paths[2], "wb") as ferr:
             proc = await asyncio.create_subprocess_exec(
-                *cmd, cwd=cwd, stdin=fin, stdout=fout, stderr=ferr,
+                *cmd, cwd=cwd, stdin=fin, stdout=fout, stderr=ferr, pass_fds=pass_fds,
                 start_new_session=True, preexec_fn=_limits(limits, nproc=mode != "none" and os.geteuid() == 0),
                 env={"PATH": "/usr/bin:/bin", "HOME": programs})
         timed_out = False
@@ -200,6 +238,8 @@ async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str 
         return SandboxResult(returncode=proc.returncode, stdout=out, stderr=err, timed_out=timed_out,
                              seconds=round(time.monotonic() - t0, 4), isolation=tuple(layers["active"]))
     finally:
+        if filter_file is not None:
+            filter_file.close()
         shutil.rmtree(programs, ignore_errors=True)
 
 
