@@ -16,7 +16,7 @@ from tts.app.runner import read_finished, run_eval  # noqa: E402
 RUNS = ROOT / "results" / "runs"
 BENCH = ROOT / "results" / "bench"
 
-SUMMARY_KEYS = ("problems", "accuracy", "accuracy_ci95", "completion_tokens", "prompt_tokens", "cached_prompt_tokens",
+SUMMARY_KEYS = ("problems", "graded", "accuracy", "accuracy_ci95", "completion_tokens", "prompt_tokens", "cached_prompt_tokens",
                 "max_prompt_tokens", "calls", "wall_seconds")
 
 

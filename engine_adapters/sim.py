@@ -24,6 +24,7 @@ from tts.kernel.budget import Price
 from tts.kernel.confidence import first_stop
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
+from tts.engine_adapters import sim_judge
 from tts.kit.watched import PROBE_LEAD
 
 _FILLER = (
@@ -50,6 +51,7 @@ class SimConfig(Frozen):
     # trace of a problem, as real traces of a multi-step problem pass through the same steps); 0: the final answer
     probe_intermediate_until: float = Field(0.0, ge=0.0, le=1.0)
     seed: int = 0
+    judge_accuracy: float = Field(0.8, ge=0.0, le=1.0, description="how often the simulator's verdicts are right")
 
 
 _INTERMEDIATE = 99991  # what an early probe answers: a number no problem's answer is
@@ -223,6 +225,16 @@ class SimulatedEngine(EngineBase):
                     yield Chunk(text=delta, completion_tokens=i + len(part), confidence=confidence)
 
     async def _one(self, request: GenerateRequest, choice: int) -> Completion:
+        if request.max_tokens <= 4:  # judge requests ask for a verdict token or two
+            prompt = request.prompt_text()
+            judged = sim_judge.verdict(prompt, self._oracle(prompt), self.config.judge_accuracy,
+                                       _rng(self.config.seed, prompt, request.seed, choice, "judge"))
+            if judged is not None:
+                async with self._slot():
+                    await asyncio.sleep(self.config.latency_per_token_s)
+                self.finished += 1
+                return Completion(text=judged[0], completion_tokens=1, prompt_tokens=_words(prompt),
+                                  finish_reason="stop", logprobs=judged[1] if request.logprobs is not None else None)
         text, tokens, seconds, finish = self.plan(request, choice)
         full = text
         if request.confidence_stop is not None:

@@ -20,6 +20,10 @@ class StrategySpec:
     # run takes `upstream: Answer | None` (the previous stage's answer in a composition `a | b`)
     takes_upstream: bool = False
     description: str = ""  # one line, for `tts strategies`, the server's model list and the CLI help
+    # a stage after `|`: checks the previous stage's config (e.g. a judge needs more than one sample); ConfigError
+    check_upstream: Callable[[Any], None] | None = None
+    # checked before any engine starts, with the run's config (e.g. that a reward server answers); None: nothing
+    preflight: Callable[[Any], Awaitable[None]] | None = None
 
 
 _REGISTRY: dict[str, StrategySpec] = {}
@@ -60,3 +64,4 @@ from tts.strategies import llm_compiler, react  # noqa: E402,F401
 from tts.strategies import code_sc  # noqa: E402,F401
 from tts.strategies import compose  # noqa: E402,F401
 from tts.strategies import deepconf  # noqa: E402,F401
+from tts.strategies import judged, reward_http  # noqa: E402,F401

@@ -106,6 +106,8 @@ def parse(text: str, _depth: int = 0) -> list[Stage]:
     stages.insert(0, tree)
     parsed = [_stage(node, text, _depth) for node in stages]
     for i, stage in enumerate(parsed[1:], start=2):
+        if stage.spec.check_upstream is not None:
+            stage.spec.check_upstream(parsed[i - 2].config)
         if not stage.spec.takes_upstream:
             refiners = sorted({s.name for s in map(strategies.get, strategies.names()) if s.takes_upstream})
             raise ConfigError(f"strategy expression '{text}': stage {i} ({stage.spec.name}) cannot start from the "
@@ -133,5 +135,11 @@ async def run(ctx: Context, problem: Problem, config: ComposeConfig) -> Answer:
     return answer.model_copy(update={"meta": {**answer.meta, "composition": config.expr}})
 
 
-register(StrategySpec("compose", run, ComposeConfig,
+async def preflight(config: ComposeConfig) -> None:
+    for stage in parse(config.expr):
+        if stage.spec.preflight is not None:
+            await stage.spec.preflight(stage.config)
+
+
+register(StrategySpec("compose", run, ComposeConfig, preflight=preflight,
                       description="stages in sequence under one budget, e.g. \"sc(n=8) | pdr(rounds=1)\""))

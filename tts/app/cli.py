@@ -181,6 +181,9 @@ def eval_(
         typer.echo(f"accuracy: {accuracy_line(summary)}  tokens: {summary['completion_tokens']} generated, "
                    f"{summary['cached_prompt_tokens']} cached prompt  calls: {summary['calls']}  "
                    f"wall: {summary['wall_seconds']:.1f} s")
+        if summary.get("verify_calls"):
+            typer.echo(f"verification: {summary['verify_calls']} calls, {summary['verify_prompt_tokens']} prompt and "
+                       f"{summary['verify_completion_tokens']} generated tokens (within the totals above)")
         if budget_line(summary):
             typer.echo(budget_line(summary))
         typer.echo(f"results: {run_dir}")

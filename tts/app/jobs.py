@@ -79,6 +79,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     from tts.app.otel import exporter_from_env
 
     exporter_from_env()  # TTS_OTEL set without its extra: one line now, not an error on every row
+    if s.preflight is not None:  # e.g. a reward server that must answer on its endpoint: checked before the engine
+        await s.preflight(config)
     kind = spec.engine or "vllm"
     # engine options and price checked now, before anything starts
     espec = engine_spec(kind, **spec.engine_options())

@@ -163,6 +163,9 @@ def summarize(rows: list[dict], config: dict, wall_s: float) -> dict:
     graded = n - len(ungraded)
     usage = {k: sum(r["usage"][k] for r in rows) for k in ("prompt_tokens", "completion_tokens",
                                                            "cached_prompt_tokens", "calls")}
+    # verification apart (rows written before it was recorded have none)
+    for k in ("verify_prompt_tokens", "verify_completion_tokens", "verify_calls"):
+        usage[k] = sum(r["usage"].get(k, 0) for r in rows)
     usage["max_prompt_tokens"] = max((r["usage"].get("max_prompt_tokens", 0) for r in rows), default=0)
     usage["usd"] = round(sum(r["usage"].get("usd", 0.0) for r in rows), 6)
     return {

@@ -34,8 +34,10 @@ def _deadline(when: float | None):
 
 class Context:
     def __init__(self, engine: Engine, *, budget: Budget | None = None, tracer: Tracer | None = None,
-                 task: Any = None, reasoning: ReasoningConfig | None = None) -> None:
+                 task: Any = None, reasoning: ReasoningConfig | None = None, judge: Engine | None = None) -> None:
         self.engine = engine
+        self.judge = judge  # the engine verifiers and judges call (None: the policy's own engine)
+        self.verifying = False  # calls made here are verification: charged to the one budget, reported apart
         self.reasoning = reasoning  # a reasoning model: completions are split into thinking and answer
         self.task = task  # the tasks.Task being solved: its prompt, answer extraction and grader
         self.budget = budget or Budget()
@@ -47,8 +49,19 @@ class Context:
         """A context for a nested strategy that reads answers another way (another task), sharing this one's
         engine, budget and trace scope (so branch numbering continues in the one DAG); its usage is charged here
         too."""
-        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=self.reasoning)
+        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=self.reasoning,
+                      judge=self.judge)
         sub._parent = self
+        sub.verifying = self.verifying
+        return sub
+
+    def verifier(self) -> "Context":
+        """A context for a verifier's or judge's calls: the judge engine (or this one), this budget and trace, no
+        reasoning-model handling, its usage charged here and marked as verification."""
+        sub = Context(self.judge or self.engine, budget=self.budget, tracer=self.tracer, task=self.task,
+                      judge=self.judge)
+        sub._parent = self
+        sub.verifying = True
         return sub
 
     def charge(self, usage: Usage) -> None:
@@ -184,6 +197,7 @@ class Context:
                                        [m.model_dump() for m in request.messages])
         self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens,
                   temperature=request.temperature, stream=stream, prompt=prompt, top_p=request.top_p,
+                  **({"purpose": "verify"} if self.verifying else {}),
                   seed=request.seed, **({"stop": list(request.stop)} if request.stop else {}),
                   **({"logprobs": request.logprobs} if request.logprobs is not None else {}),
                   **({"continue_final": True} if request.continue_final else {}))
@@ -212,13 +226,17 @@ class Context:
                 usd = self._cost(prompt, used, cached)
                 usage = Usage(prompt_tokens=prompt, completion_tokens=used, cached_prompt_tokens=cached, calls=1,
                               max_prompt_tokens=max((c.prompt_tokens for c in completions), default=0), usd=usd)
+                if self.verifying:
+                    usage = usage.model_copy(update={"verify_prompt_tokens": prompt, "verify_completion_tokens": used,
+                                                     "verify_calls": 1})
                 end = dict(prompt_tokens=prompt, completion_tokens=used, cached_prompt_tokens=cached,
                            finish=[c.finish_reason for c in completions])
             else:
                 # a call that ended early still cost what it generated and the prompt it read
                 used = progress[0]
                 usd = max(reserved.usd - self._cost(0, reserved.tokens - used, 0), 0.0) if used else 0.0
-                usage = Usage(completion_tokens=used, calls=1, usd=usd)  # the request was sent: it counts
+                usage = Usage(completion_tokens=used, calls=1, usd=usd,  # the request was sent: it counts
+                              **({"verify_completion_tokens": used, "verify_calls": 1} if self.verifying else {}))
                 end = dict(completion_tokens=used, **({"error": error} if error else {}))
             self.budget.settle(reserved, used, usd)
             self.charge(usage)

@@ -108,6 +108,10 @@ class Usage(Frozen):
     max_prompt_tokens: int = 0  # the largest context (prompt) of any single call
     usd: float = 0.0  # at the engine's prices; 0 for engines without one
     thinking_tokens: int = 0  # of completion_tokens, those spent thinking (reasoning models)
+    # of the totals above, what verifiers and judges spent (reported apart from generation)
+    verify_prompt_tokens: int = 0
+    verify_completion_tokens: int = 0
+    verify_calls: int = 0
 
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(
@@ -118,6 +122,9 @@ class Usage(Frozen):
             max_prompt_tokens=max(self.max_prompt_tokens, other.max_prompt_tokens),
             thinking_tokens=self.thinking_tokens + other.thinking_tokens,
             usd=self.usd + other.usd,
+            verify_prompt_tokens=self.verify_prompt_tokens + other.verify_prompt_tokens,
+            verify_completion_tokens=self.verify_completion_tokens + other.verify_completion_tokens,
+            verify_calls=self.verify_calls + other.verify_calls,
         )
 
     def __sub__(self, other: "Usage") -> "Usage":
@@ -128,6 +135,9 @@ class Usage(Frozen):
             cached_prompt_tokens=self.cached_prompt_tokens - other.cached_prompt_tokens,
             calls=self.calls - other.calls, max_prompt_tokens=self.max_prompt_tokens, usd=self.usd - other.usd,
             thinking_tokens=self.thinking_tokens - other.thinking_tokens,
+            verify_prompt_tokens=self.verify_prompt_tokens - other.verify_prompt_tokens,
+            verify_completion_tokens=self.verify_completion_tokens - other.verify_completion_tokens,
+            verify_calls=self.verify_calls - other.verify_calls,
         )
 
 

@@ -1,0 +1,54 @@
+"""The simulator as a judge: on a judge prompt (tts/kit/judging.py) it gives the verdict a judge of set accuracy
+would, as one token with its alternatives' logprobs, so that verifiers, pairwise judges and selection are tested on
+the simulator as they run on a model. It knows what is right from the answers the simulator itself wrote
+("The answer is X") and the gold of the question in the prompt."""
+from __future__ import annotations
+
+import math
+import random
+import re
+
+from tts.kernel.types import TokenLogprob
+from tts.kit.judging import PAIR_CUE, SELECT_CUE, VERIFY_CUE
+
+_STATED = re.compile(r"The answer is (.+?)\.(?:\s|$)")
+_SURE = 0.9  # the verdict token's probability; the alternative gets the rest
+
+
+def _answer(solution: str) -> str | None:
+    found = _STATED.findall(solution)
+    return found[-1].strip() if found else None
+
+
+def _sections(prompt: str, label: str) -> list[str]:
+    return re.split(rf"\n\n{label} ?[A-Z0-9]*:\n", prompt)[1:]
+
+
+def verdict(prompt: str, gold: str | None, accuracy: float, rng: random.Random
+            ) -> tuple[str, tuple[TokenLogprob, ...]] | None:
+    """(verdict text, its logprobs) when `prompt` is a judge prompt, else None."""
+    honest = rng.random() < accuracy
+    if VERIFY_CUE in prompt:
+        solution = prompt.split("\n\nProposed solution:\n", 1)[-1]
+        right = gold is not None and _answer(solution) == gold
+        return _token("Yes" if right == honest else "No", ("Yes", "No"))
+    if PAIR_CUE in prompt:
+        parts = _sections(prompt.split(PAIR_CUE)[0], "Solution")
+        a_right = gold is not None and len(parts) > 0 and _answer(parts[0]) == gold
+        b_right = gold is not None and len(parts) > 1 and _answer(parts[1]) == gold
+        if a_right == b_right:
+            return _token(rng.choice("AB"), ("A", "B"), sure=0.5)
+        return _token("A" if a_right == honest else "B", ("A", "B"))
+    if SELECT_CUE in prompt:
+        parts = _sections(prompt.split(SELECT_CUE)[0], "Solution")
+        right = [i for i, p in enumerate(parts) if gold is not None and _answer(p) == gold]
+        wrong = [i for i in range(len(parts)) if i not in right]
+        pool = right if (honest and right) or not wrong else wrong
+        return str(rng.choice(pool) + 1), ()
+    return None
+
+
+def _token(said: str, options: tuple[str, str], sure: float = _SURE) -> tuple[str, tuple[TokenLogprob, ...]]:
+    other = options[1] if said == options[0] else options[0]
+    top = ((said, math.log(sure)), (other, math.log(1 - sure)))
+    return said, (TokenLogprob(token=said, logprob=math.log(sure), top=top),)
