@@ -38,6 +38,11 @@ class OpenAISpec(Frozen):
     # more replicas of the same model (--base-url repeated): a pool routes between them (engine_adapters/pool.py)
     replicas: tuple[str, ...] = ()
     route: Policy = "affinity"
+    # a pool's patience with slow and hung replicas (engine_adapters/pool.py): a fixed per-call deadline before a
+    # call is retried elsewhere (None: slow_factor x the pool's recent 90th-percentile call latency), and how much
+    # slower than its peers a replica may be before it is drained
+    deadline_s: float | None = Field(None, gt=0)
+    slow_factor: float = Field(4.0, gt=1)
 
 
 class VLLMSpec(Frozen):
@@ -167,7 +172,8 @@ async def _open_openai(spec: OpenAISpec, problems, responder, price) -> Engine:
 
     urls = [spec.base_url, *spec.replicas]
     # a pool fails over instead of retrying a dead replica: one retry each, then the next replica
-    pool = EnginePool([one(u, 1) for u in urls], names=urls, policy=spec.route)
+    pool = EnginePool([one(u, 1) for u in urls], names=urls, policy=spec.route, deadline_s=spec.deadline_s,
+                      slow_factor=spec.slow_factor)
     await pool.check()
     return pool
 

@@ -11,14 +11,23 @@ A replica whose call fails with EngineUnavailable (down, unreachable, dead engin
 retried on another one: the context above the pool charges the call once, for the completions that came back.
 A replica that is out is tried again after `cooldown_s` (its health check, where it has one, must pass). All
 replicas out is one EngineUnavailable naming them; the run's finished rows stay resumable.
+
+Slow and hung replicas: every call has a deadline derived from the others' latency (`slow_factor` times the 90th
+percentile of recent call latencies on the pool, never under `min_deadline_s`; `deadline_s` fixes it instead). A
+call past its deadline is cancelled there (the request aborted) and retried on another replica, and the replica is
+taken out as hung. A replica whose recent calls take more than `slow_factor` times the median of its peers' is
+drained the same way (out until its cooldown and health check), so one slow replica does not set the pace of a run.
+With no other replica left, a call waits as long as its engine lets it.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import itertools
 import time
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from typing import AsyncIterator, Literal, get_args
 
 from tts.kernel.engine import Capabilities, Engine, EngineBase
@@ -43,13 +52,18 @@ class ReplicaStats:
     healthy: bool = True
     down_since: float | None = None
     last_error: str | None = None
+    timeouts: int = 0  # calls that ran past their deadline here and were retried elsewhere
+    drained_slow: int = 0  # times this replica was taken out for being far slower than its peers
+    recent: deque = field(default_factory=lambda: deque(maxlen=32), repr=False)  # recent call latencies (s)
 
 
 class EnginePool(EngineBase):
     name = "pool"
 
     def __init__(self, replicas: list[Engine], names: list[str] | None = None, *, policy: Policy = "affinity",
-                 capacity: int = 64, cooldown_s: float = 10.0, affinity_chars: int = 512) -> None:
+                 capacity: int = 64, cooldown_s: float = 10.0, affinity_chars: int = 512,
+                 slow_factor: float = 4.0, min_deadline_s: float = 5.0, deadline_s: float | None = None,
+                 min_samples: int = 5) -> None:
         if not replicas:
             raise ValueError("an engine pool needs at least one replica")
         if policy not in POLICIES:
@@ -63,6 +77,53 @@ class EnginePool(EngineBase):
                                             if f != "routes"}, routes=True)
         self.price = replicas[0].price
         self._rr = itertools.count()
+        self.slow_factor, self.min_deadline_s, self.deadline_s = slow_factor, min_deadline_s, deadline_s
+        self.min_samples = min_samples
+
+    def _deadline(self, i: int) -> float | None:
+        """Seconds a call on replica i may take before it is retried elsewhere; None while there is nowhere else
+        to go or too little known about latency."""
+        if not any(st.healthy for j, st in enumerate(self.stats) if j != i):
+            return None
+        if self.deadline_s is not None:
+            return self.deadline_s
+        seen = sorted(x for st in self.stats for x in st.recent)
+        if not seen:  # nothing has finished anywhere yet: nothing to compare with
+            return None
+        p90 = seen[min(len(seen) - 1, int(0.9 * len(seen)))]
+        return max(self.min_deadline_s, self.slow_factor * p90)
+
+    async def _bounded(self, awaitable, i: int, t0: float):
+        """Await a call on replica i under its deadline, which is looked at again as the call waits (the pool learns
+        its peers' latency meanwhile: a call sent to a hung replica before anything was known is still retried).
+        TimeoutError past it; the call is cancelled, which aborts the request there."""
+        task = asyncio.ensure_future(awaitable)
+        try:
+            while True:
+                deadline = self._deadline(i)
+                left = None if deadline is None else deadline - (time.monotonic() - t0)
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"a call ran past its {deadline:.1f} s deadline")
+                done, _ = await asyncio.wait({task}, timeout=0.5 if left is None else min(left, 0.5))
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    def _check_pace(self, i: int) -> None:
+        """Drain replica i when its recent calls are far slower than its peers' (medians, enough calls each)."""
+        mine = self.stats[i].recent
+        peers = [x for j, st in enumerate(self.stats) if j != i and st.healthy for x in st.recent]
+        if len(mine) < self.min_samples or len(peers) < self.min_samples:
+            return
+        median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        if median(mine) > self.slow_factor * max(median(peers), 1e-3):
+            self.stats[i].drained_slow += 1
+            self._down(i, EngineUnavailable(f"slow: median {median(mine):.2f} s a call against {median(peers):.2f} "
+                                            f"s on the other replicas"))
+            mine.clear()
 
     def count_tokens(self, text: str) -> int:
         return self.replicas[0].count_tokens(text)
@@ -129,6 +190,8 @@ class EnginePool(EngineBase):
         st = self.stats[i]
         st.requests += 1
         st.busy_seconds += seconds
+        st.recent.append(seconds)
+        self._check_pace(i)
         for c in completions:
             st.completion_tokens += c.completion_tokens
             st.prompt_tokens += c.prompt_tokens
@@ -150,7 +213,12 @@ class EnginePool(EngineBase):
             i = self._choose(request, tried)
             with self._on(i) as t0:
                 try:
-                    completions = await self.replicas[i].generate(request)
+                    completions = await self._bounded(self.replicas[i].generate(request), i, t0)
+                except TimeoutError as e:  # hung or far too slow: aborted there, retried elsewhere
+                    self.stats[i].timeouts += 1
+                    self._down(i, EngineUnavailable(str(e)))
+                    tried.add(i)
+                    continue
                 except EngineUnavailable as e:
                     self._down(i, e)
                     tried.add(i)
@@ -168,12 +236,20 @@ class EnginePool(EngineBase):
             started = False
             with self._on(i) as t0:
                 try:
-                    async for chunk in self.replicas[i].stream(request):
-                        started = True
-                        if chunk.completion is not None:
-                            self._record(i, [chunk.completion], time.monotonic() - t0)
-                        yield chunk
-                    return
+                    async with contextlib.aclosing(self.replicas[i].stream(request)) as chunks:
+                        while True:
+                            try:  # the deadline holds until the first chunk: a started sample stays where it is
+                                chunk = await (anext(chunks) if started else self._bounded(anext(chunks), i, t0))
+                            except StopAsyncIteration:
+                                return
+                            started = True
+                            if chunk.completion is not None:
+                                self._record(i, [chunk.completion], time.monotonic() - t0)
+                            yield chunk
+                except TimeoutError as e:
+                    self.stats[i].timeouts += 1
+                    self._down(i, EngineUnavailable(str(e)))
+                    tried.add(i)
                 except EngineUnavailable as e:
                     self._down(i, e)
                     if started:
@@ -182,8 +258,12 @@ class EnginePool(EngineBase):
 
     def describe(self) -> dict:
         inner = [r.describe() if hasattr(r, "describe") else {} for r in self.replicas]
-        return {"pool": {"policy": self.policy, "capacity": self.capacity,
-                         "replicas": [{**asdict(st), **inner[i]} for i, st in enumerate(self.stats)]}}
+        replicas = []
+        for i, st in enumerate(self.stats):
+            row = {k: v for k, v in asdict(st).items() if k != "recent"}
+            replicas.append({**row, **inner[i]})
+        return {"pool": {"policy": self.policy, "capacity": self.capacity, "slow_factor": self.slow_factor,
+                         "deadline_s": self.deadline_s, "replicas": replicas}}
 
     async def aclose(self) -> None:
         for r in self.replicas:

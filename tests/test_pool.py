@@ -210,3 +210,58 @@ async def test_the_start_check_leaves_an_unreachable_replica_out_and_refuses_whe
     replicas[1].dead.set()
     with pytest.raises(EngineUnavailable, match="all 2 engine replicas are down"):
         await EnginePool(replicas, names=["a", "b"]).check()
+
+
+class Hung(EngineWrapper):
+    """A replica that accepts calls and never answers (its health check passes, as a hung server's /models may)."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.calls = self.cancelled = 0
+
+    async def generate(self, request):
+        self.calls += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    async def check(self):
+        return None
+
+
+async def test_a_hung_and_a_slow_replica_do_not_set_the_pace():
+    """One replica never answers, one is 20x slower: calls stuck on the hung one are retried elsewhere after a
+    deadline derived from the others' latency (and aborted there), the slow one is drained; every problem is
+    answered, far sooner than the hung replica's own timeout."""
+    fast = [SimulatedEngine.for_problems(PROBLEMS, SimConfig(latency_per_token_s=0.001)) for _ in range(2)]
+    slow = SimulatedEngine.for_problems(PROBLEMS, SimConfig(latency_per_token_s=0.02))
+    hung = Hung(SimulatedEngine.for_problems(PROBLEMS))
+    pool = EnginePool([*fast, slow, hung], names=["a", "b", "slow", "hung"], policy="round-robin",
+                      min_deadline_s=2.0, cooldown_s=60)
+    healthy = EnginePool([SimulatedEngine.for_problems(PROBLEMS, SimConfig(latency_per_token_s=0.001))
+                          for _ in range(2)], policy="round-robin")
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    _, answers = await asyncio.wait_for(_run_all(pool), 120)
+    troubled = loop.time() - t0
+    t0 = loop.time()
+    await _run_all(healthy)
+    baseline = loop.time() - t0
+    assert all(a.answer is not None for a in answers)
+    stats = {st.name: st for st in pool.stats}
+    assert stats["hung"].timeouts >= 1 and not stats["hung"].healthy and hung.cancelled == hung.calls
+    assert stats["slow"].drained_slow >= 1 and not stats["slow"].healthy
+    assert troubled < baseline + 20  # the hung replica's calls cost deadlines of seconds, not its 300 s timeout
+    described = pool.describe()["pool"]["replicas"]
+    assert {r["name"]: r["timeouts"] for r in described}["hung"] == stats["hung"].timeouts
+
+
+async def test_a_fixed_deadline_applies_before_latency_is_known():
+    hung = Hung(SimulatedEngine.for_problems(PROBLEMS))
+    pool = EnginePool([hung, SimulatedEngine.for_problems(PROBLEMS)], names=["hung", "ok"], policy="round-robin",
+                      deadline_s=0.3, cooldown_s=60)
+    req = GenerateRequest(messages=(Message(role="user", content=PROBLEMS[0].question),), max_tokens=64)
+    out = await asyncio.wait_for(pool.generate(req), 10)
+    assert out and hung.calls == 1 and hung.cancelled == 1 and pool.stats[0].timeouts == 1

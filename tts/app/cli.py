@@ -100,6 +100,12 @@ def eval_(
                                        "replicas of one model, routed by --route"),
     route: Optional[str] = typer.Option(None, help="replica routing: affinity (shared prefixes stay on one replica; "
                                         "default), least-loaded, round-robin"),
+    request_timeout: Optional[float] = typer.Option(None, help="engine openai: seconds to wait for a response "
+                                                    "(default 300)"),
+    replica_deadline: Optional[float] = typer.Option(None, help="replicas: seconds before a call is retried on "
+                                                     "another replica (default: 4x the pool's recent p90 latency)"),
+    slow_factor: Optional[float] = typer.Option(None, help="replicas: drain one this much slower than its peers "
+                                                "(default 4)"),
     n: Optional[int] = typer.Option(None, "-n", help="samples per problem (self-consistency)"),
     limit: Optional[int] = typer.Option(None, help="first N problems only"),
     skip_unreadable_golds: bool = typer.Option(False, help="run the rows whose gold answer can be read; the others "
@@ -194,7 +200,8 @@ EVAL_PANELS = {
     "Data": "task data field limit skip_unreadable_golds",
     "Strategy": "strategy n seed temperature max_tokens early_stop option prune prune_opt reasoning reasoning_opt "
                 "thinking_budget",
-    "Engine": "engine model base_url route engine_arg request_arg price sim_accuracy sim_latency traces record",
+    "Engine": "engine model base_url route request_timeout replica_deadline slow_factor engine_arg request_arg price "
+              "sim_accuracy sim_latency traces record",
     "Budget": "budget_tokens budget_calls budget_seconds budget_usd budget_tokens_total",
     "Output": "output run_id resume config progress",
     "Executor": "concurrency executor workers ray_address",

@@ -27,6 +27,9 @@ class RunSpec(BaseModel):
     model: str | None = None
     base_url: str | list[str] | None = None  # several: replicas of one model behind a routing pool
     route: str | None = None  # the pool's routing: affinity (default), least-loaded, round-robin
+    request_timeout: float | None = Field(None, gt=0)  # engine openai: seconds to wait for a response
+    replica_deadline: float | None = Field(None, gt=0)  # a pool: seconds before a call is retried on another replica
+    slow_factor: float | None = Field(None, gt=1)  # a pool: how much slower than its peers a replica may be
     engine_args: dict[str, Any] = {}  # vLLM engine arguments by vLLM's names (--engine-arg)
     request_args: dict[str, Any] = {}  # per-request extras: vLLM SamplingParams / an OpenAI server's extra_body
     n: int | None = Field(None, ge=1, le=16_384)
@@ -70,6 +73,7 @@ class RunSpec(BaseModel):
 
     def engine_options(self) -> dict[str, Any]:
         return dict(model=self.model, base_url=self.base_url, route=self.route, seed=self.seed, accuracy=self.sim_accuracy,
+                    timeout_s=self.request_timeout, deadline_s=self.replica_deadline, slow_factor=self.slow_factor,
                     latency_per_token_s=self.sim_latency, traces=self.traces, engine_args=self.engine_args,
                     request_args=self.request_args)
 

@@ -1,0 +1,107 @@
+"""Choosing by judgment, on recorded samples with a live judge: each sampling run's problems (their sample texts, as
+the run folder keeps them) are handed, as the upstream stage's Answer, to the real judge stage
+(strategies/judged.py run_judge) with the judge model running live in vLLM; paired against the run's own vote.
+
+Settings: the close-vote pairwise stage (margin 0.25, the top two classes), pairwise on every problem with two or more
+classes, the pointwise verifier over every class (P(yes), best class), and select-one-of-k. For each: accuracy with a
+95% interval, problems gained and lost against the vote, and total tokens (generation + verification). The oracle is
+the share of problems where some sample is right.
+
+Usage: python benchmarks/judge_replay.py --task gsm8k RUN_DIR [RUN_DIR ...] [--model qwen2.5-coder-0.5b]
+Writes results/bench/judge_replay.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from common import start_vllm, write
+
+from tts import tasks
+from tts.app.runner import read_finished, wilson
+from tts.kernel.context import Context
+from tts.kernel.types import Answer, Problem, Sample
+from tts.strategies.judged import JudgeConfig, run_judge
+
+SETTINGS = {
+    "pairwise, close votes (margin 0.25)": JudgeConfig(kind="pairwise", margin=0.25),
+    "pairwise, every split vote": JudgeConfig(kind="pairwise", margin=1.0),
+    "verifier P(yes) over all classes": JudgeConfig(kind="verifier", margin=1.0, contenders=16),
+    "select one of the classes (GenSelect)": JudgeConfig(kind="select", margin=1.0, contenders=8),
+}
+
+
+def upstream_of(row: dict) -> Answer:
+    samples = tuple(Sample(index=s["index"], text=s.get("text") or "", answer=s.get("answer"),
+                           completion_tokens=s.get("tokens", 0), status=s.get("status", "ok"))
+                    for s in row.get("samples", ()))
+    return Answer(answer=row.get("answer"), votes=row.get("votes") or {}, samples=samples)
+
+
+async def main(args) -> None:
+    task = tasks.get(args.task)
+    rows: list[tuple[str, dict]] = []
+    for run in args.runs:
+        rows += [(run, r) for r in read_finished(Path(run) / "results.jsonl").values() if "error" not in r]
+    questions = {}
+    for run in args.runs:
+        config = json.loads((Path(run) / "config.json").read_text())
+        data = config.get("data")
+        problems = task.load(data if data and not data.startswith(("packaged:", "hub:")) else None)
+        questions.update({p.id: p for p in problems})
+    if args.sim:  # a dry run of this script: the simulator as the judge
+        from tts.engine_adapters.sim import SimulatedEngine
+
+        engine = SimulatedEngine.for_problems(list(questions.values()))
+    else:
+        engine = start_vllm(args.model)
+    out: dict = {"task": args.task, "runs": args.runs, "judge_model": args.model, "problems": len(rows),
+                 "settings": {}}
+    try:
+        graded = lambda p, a: bool(task.grade(p, a))  # noqa: E731
+        vote_right = [graded(questions[r["id"]], r.get("answer")) for _, r in rows]
+        oracle = [any(graded(questions[r["id"]], s.get("answer")) for s in r.get("samples", ()) if s.get("answer"))
+                  for _, r in rows]
+        gen_tokens = sum(r["usage"]["completion_tokens"] for _, r in rows)
+        out["vote"] = {"accuracy": sum(vote_right) / len(rows), "ci95": wilson(sum(vote_right), len(rows)),
+                       "generated_tokens": gen_tokens}
+        out["oracle"] = {"accuracy": sum(oracle) / len(rows), "ci95": wilson(sum(oracle), len(rows))}
+        for name, config in SETTINGS.items():
+            t0 = time.monotonic()
+            right, verify_prompt, verify_generated, calls, ran, overturned = [], 0, 0, 0, 0, 0
+            for _, row in rows:
+                problem = questions[row["id"]]
+                ctx = Context(engine, task=task, judge=engine)
+                answer = await run_judge(ctx, problem, config, upstream=upstream_of(row))
+                right.append(graded(problem, answer.answer))
+                verify_prompt += ctx.usage.verify_prompt_tokens
+                verify_generated += ctx.usage.verify_completion_tokens
+                calls += ctx.usage.verify_calls
+                ran += bool(answer.meta.get("judge", {}).get("ran"))
+                overturned += bool(answer.meta.get("judge", {}).get("overturned"))
+            k = sum(right)
+            out["settings"][name] = {
+                "accuracy": k / len(rows), "ci95": wilson(k, len(rows)),
+                "gained_vs_vote": sum(a and not b for a, b in zip(right, vote_right)),
+                "lost_vs_vote": sum(b and not a for a, b in zip(right, vote_right)),
+                "judged_problems": ran, "overturned": overturned, "verify_calls": calls,
+                "verify_prompt_tokens": verify_prompt, "verify_generated_tokens": verify_generated,
+                "total_generated_tokens": gen_tokens + verify_generated,
+                "verify_prompt_share_of_generation": round(verify_prompt / max(1, gen_tokens), 3),
+                "seconds": round(time.monotonic() - t0, 1)}
+            print(name, json.dumps(out["settings"][name]), flush=True)
+    finally:
+        await engine.aclose()
+    print(json.dumps(out) if args.sim else write("judge_replay", out))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--task", default="gsm8k")
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--sim", action="store_true", help="judge with the simulator (a dry run; figures not kept)")
+    asyncio.run(main(ap.parse_args()))
