@@ -127,6 +127,8 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
             else:
                 given["base_url"], given["replicas"] = urls[0], tuple(urls[1:])
         given.setdefault("base_url", os.environ.get("OPENAI_BASE_URL") or OpenAISpec.model_fields["base_url"].default)
+        for url in (given["base_url"], *given.get("replicas", ())):
+            _check_url(url)
         if not given.get("model"):
             raise ConfigError("--engine openai needs --model (the name the server serves)")
     try:
@@ -135,6 +137,19 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
         first = e.errors()[0]
         raise ConfigError(f"invalid option for engine '{kind}': {'.'.join(map(str, first['loc']))}: "
                           f"{first['msg']}") from None
+
+
+def _check_url(url: str) -> None:
+    """An http(s) URL with a host and a valid port, or one ConfigError naming it."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as e:
+        raise ConfigError(f"--base-url {url!r} is not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--base-url {url!r} is not an http(s) URL with a host")
 
 
 async def open_engine(spec: EngineSpec, *, problems: list[Problem] | None = None, responder: Responder | None = None,

@@ -42,6 +42,10 @@ class DeepConfConfig(Frozen):
     def _room_after_warmup(self) -> "DeepConfConfig":
         if self.warmup >= self.n:
             raise ValueError(f"warmup ({self.warmup}) must be below n ({self.n}): later traces are what it saves on")
+        try:  # the stop rule is built now, so a bad parameter is a config error, not an error on every row
+            stopping.make(self.stop_rule, **self.stop_params)
+        except TypeError as e:
+            raise ValueError(f"stop_params do not fit stop rule '{self.stop_rule}': {e}") from None
         return self
 
 

@@ -5,6 +5,7 @@ from functools import partial
 
 from pydantic import Field, model_validator
 
+from tts.kit import stopping
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Problem, Sample
 from tts.kit.probe import ProbeConfig, run_probed
@@ -40,6 +41,10 @@ class SCConfig(Frozen):
     def _one_watcher(self) -> "SCConfig":
         if self.prune is not None and self.probe is not None:
             raise ValueError("prune and probe both watch the streaming samples: choose one")
+        try:  # the stop rule is built from stop_params now, so a bad parameter is a config error, not a row error
+            stopping.make(self.stop_rule, **self.stop_params)
+        except TypeError as e:
+            raise ValueError(f"stop_params do not fit stop rule '{self.stop_rule}': {e}") from None
         return self
 
     def wanted_logprobs(self) -> int | None:

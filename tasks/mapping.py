@@ -30,6 +30,15 @@ class Fields(Frozen):
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must name a field")
+        if value is not None and "{" in value:  # a template: fields only, no conversion, format or lookup inside
+            try:
+                parts = list(string.Formatter().parse(value))
+            except ValueError as e:
+                raise ValueError(f"not a template ({e}): write fields as {{name}}") from None
+            for _, name, spec, conversion in parts:
+                if name is not None and (spec or conversion or not name or any(c in name for c in ".[]")):
+                    raise ValueError(f"'{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}'"
+                                     f" is not a plain field: a template names fields only, as {{name}}")
         return value
 
     def used(self) -> set[str]:

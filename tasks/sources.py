@@ -46,6 +46,9 @@ def read_rows(path: Path) -> Rows:
     """Rows of a data file, by its suffix: .jsonl (one object a line), .json (a list of objects, or an object
     holding one), .parquet (the hub's own format)."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a device, FIFO or folder would hang or fill memory when read
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise DataError(f"data file {path} is {kind}")
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _read_json(path)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tts.app.cli import app
+from tests.test_cli import TTS, tts
 
 SIM = ["--engine", "sim", "--no-progress", "--limit", "3"]
 
@@ -193,3 +197,78 @@ def test_trace_and_compare_on_damaged_runs(tmp_path):
     assert "results.jsonl" in one_error(cli("compare", str(run), str(run), "--budget", "100", cwd=tmp_path))
     (run / "config.json").write_text("{bad")
     assert "config.json" in one_error(cli("report", str(run), cwd=tmp_path))
+
+
+# Each class of bad input once probed by hand: every one must be one `error:` line, exit 1, and leave no run folder.
+CLASSES = {
+    "template with a conversion": ["eval", "--engine", "sim", "--task", "numeric", "--data", "{d}",
+                                   "--field", "question={{question!z}}"],
+    "template with a format spec": ["eval", "--engine", "sim", "--task", "numeric", "--data", "{d}",
+                                    "--field", "question={{question:d}}"],
+    "template with attribute lookup": ["eval", "--engine", "sim", "--task", "numeric", "--data", "{d}",
+                                       "--field", "question={{question.__class__}}"],
+    "a device as data": ["eval", "--engine", "sim", "--task", "numeric", "--data", "/dev/zero"],
+    "a FIFO as data": ["eval", "--engine", "sim", "--task", "numeric", "--data", "{fifo}"],
+    "a folder as data": ["eval", "--engine", "sim", "--task", "numeric", "--data", "{dir}"],
+    "a malformed IPv6 URL": ["eval", "--engine", "openai", "--model", "m", "--base-url", "http://[::1"],
+    "a URL with no host": ["eval", "--engine", "openai", "--model", "m", "--base-url", "http://"],
+    "a URL with a bad port": ["eval", "--engine", "openai", "--model", "m", "--base-url", "http://h:99999/v1"],
+    "a folder as config": ["eval", "--engine", "sim", "--config", "{dir}"],
+    "infinite latency": ["eval", "--engine", "sim", "--task", "demo", "--sim-latency", "inf"],
+    "NaN budget": ["eval", "--engine", "sim", "--task", "demo", "--budget-seconds", "nan"],
+    "stop_params the rule lacks": ["eval", "--engine", "sim", "--task", "demo", "-o", 'stop_params={{"x": 1}}'],
+    "deepconf stop_params the rule lacks": ["eval", "--engine", "sim", "--task", "demo", "-s", "deepconf",
+                                            "-o", 'stop_params={{"x": 1}}'],
+    "an empty thinking tag": ["eval", "--engine", "sim", "--task", "demo", "--reasoning-opt", "start="],
+    "compare at a NaN budget": ["compare", "{run}", "--budget", "nan"],
+    "compare at an infinite budget": ["compare", "{run}", "--budget", "inf"],
+    "view into a folder": ["view", "{run}", "--out", "{dir}"],
+    "view onto a full device": ["view", "{run}", "--out", "/dev/full"],
+    "plots at a file": ["report", "{run}", "--plots", "{d}"],
+    "trace picture at a folder": ["trace", "{run}", "--problem", "demo-1", "--png", "{dir}"],
+    "a replay file that is not JSON": ["report", "--replay", "{d}"],
+}
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad")
+    d = tmp / "d.jsonl"
+    d.write_text('{"question": "q1", "answer": "1"}\n')
+    os.mkfifo(tmp / "fifo")
+    (tmp / "adir").mkdir()
+    r = tts("eval", "--engine", "sim", "--task", "demo", "--limit", "2", "-n", "2", "--run-id", "ok",
+            "--no-progress", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    return tmp, {"d": str(d), "fifo": str(tmp / "fifo"), "dir": str(tmp / "adir"), "run": str(tmp / "results" / "ok")}
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_each_class_of_bad_input_is_one_error_line(places, name):
+    tmp, where = places
+    args = [a.format(**where) for a in CLASSES[name]]
+    r = tts(*args, "--run-id", "bad", cwd=tmp, timeout=60) if args[0] == "eval" else tts(*args, cwd=tmp, timeout=60)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), (name, r.stderr[-800:])
+    assert "Traceback" not in r.stderr and not (tmp / "results" / "bad").exists()
+
+
+def test_the_server_stops_cleanly_on_sigterm_and_ctrl_c(tmp_path):
+    import socket
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([*TTS, "serve", "--engine", "sim", "--port", str(port)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in err, (sig, err[-600:])

@@ -23,7 +23,12 @@ def client():
                                   b'{"model": "nope:sim", "messages": [{"role": "user", "content": "x"}]}',
                                   b'{"model": "sc4:sim", "n": 3, "messages": [{"role": "user", "content": "x"}]}',
                                   b'{"model": "sc4:sim", "max_tokens": "lots", "messages": [{"role": "user", "content": "x"}]}',
-                                  b'{"model": "sc4:sim", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}'])
+                                  b'{"model": "sc4:sim", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
+                                  b'{"model": "sc4:sim", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "max_tokens": 2.5, "messages": [{"role": "user", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "temperature": 99, "messages": [{"role": "user", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "temperature": -1, "messages": [{"role": "user", "content": "x"}]}',
+                                  b'{"model": "sc4:sim", "logprobs": true, "messages": [{"role": "user", "content": "x"}]}'])
 def test_malformed_requests_get_a_4xx_openai_error(client, body):
     r = client.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
@@ -58,3 +63,11 @@ def test_reasoning_effort_becomes_a_thinking_budget():
         assert seen[0].max_tokens == 512 and any(x.continue_final for x in seen)  # low = 512 thinking tokens
         bad = c.post("/v1/chat/completions", json={**OK, "reasoning_effort": "extreme"})
         assert bad.status_code == 400 and "reasoning_effort" in bad.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("method,path,status", [("GET", "/v1/nothing", 404), ("GET", "/v1/chat/completions", 405),
+                                                ("DELETE", "/v1/models", 405)])
+def test_unknown_routes_and_methods_answer_in_the_apis_shape(client, method, path, status):
+    r = client.request(method, path)
+    assert r.status_code == status and r.headers["content-type"].startswith("application/json")
+    assert r.json()["error"]["message"]

@@ -265,7 +265,12 @@ def report(runs: list[Path] = typer.Argument(None, help="run folders"),
 def compare(runs: list[Path] = typer.Argument(..., help="run folders"),
             budget: float = typer.Option(..., help="generated tokens per problem")) -> None:
     """Line strategies up at a matched token budget."""
+    import math
+
     from tts.app import report as rep
+
+    if not math.isfinite(budget) or budget <= 0:
+        _fail(f"--budget {budget}: a positive number of generated tokens per problem")
 
     try:
         typer.echo(rep.compare(runs, budget))
@@ -327,7 +332,15 @@ def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
         try:
             app_ = build_app(eng, task, upstream=(model or engine or "vllm").split("/")[-1])
             server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))
-            await server.serve()
+            # uvicorn shuts down gracefully on SIGTERM and Ctrl-C, then raises the signal again: the handlers it
+            # finds must let that end the run cleanly (exit 0, engine closed), not cancel it mid-shutdown
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            quiet = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                await server.serve()
+            finally:
+                for sig, handler in quiet.items():
+                    signal.signal(sig, handler)
         finally:
             await eng.aclose()
 
@@ -451,7 +464,24 @@ def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="show t
 
 
 def main() -> None:
-    app()
+    """The CLI's last line of defence: a file that cannot be read or written is one error line naming it, and any
+    other failure that escaped the commands' own checks is one line too (TTS_DEBUG=1 shows the traceback)."""
+    try:
+        app()  # usage errors and exits are handled by typer itself (they raise SystemExit)
+    except TtsError as e:
+        _fail_exit(str(e))
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        _fail_exit(f"{where}{e.strerror or e}")
+    except Exception as e:  # noqa: BLE001
+        if os.environ.get("TTS_DEBUG") == "1":
+            raise
+        _fail_exit(f"{type(e).__name__}: {e} (an unexpected failure; TTS_DEBUG=1 shows where)")
+
+
+def _fail_exit(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

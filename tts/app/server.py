@@ -94,6 +94,14 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         for key in ("max_tokens", "max_completion_tokens", "temperature"):
             if body.get(key) is not None and (isinstance(body[key], bool) or not isinstance(body[key], (int, float))):
                 raise ConfigError(f"'{key}' must be a number")
+        for key in ("max_tokens", "max_completion_tokens"):  # OpenAI's own ranges
+            if body.get(key) is not None and (body[key] < 1 or body[key] != int(body[key])):
+                raise ConfigError(f"'{key}' must be a whole number of at least 1")
+        if body.get("temperature") is not None and not 0 <= body["temperature"] <= 2:
+            raise ConfigError("'temperature' must be between 0 and 2")
+        if body.get("logprobs") or body.get("top_logprobs") is not None:
+            raise ConfigError("'logprobs' is not supported: the answer is chosen among several samples; the "
+                              "response's samples carry no token logprobs")
         if body.get("max_tokens") or body.get("max_completion_tokens"):
             options["max_tokens"] = body.get("max_completion_tokens") or body["max_tokens"]
         options.setdefault("max_tokens", max_tokens)
@@ -228,8 +236,15 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def http_error(_: Request, exc) -> JSONResponse:
+        # 404 and 405 in the API's shape, as a client SDK expects them, not Starlette's plain text
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse({"error": {"message": exc.detail, "type": kind}}, status_code=exc.status_code)
+
+    from starlette.exceptions import HTTPException
+
     return Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"]),
-                             Route("/tts/stats", stats_route)])
+                             Route("/tts/stats", stats_route)], exception_handlers={HTTPException: http_error})
 
 
 def _count(answers: list[str | None]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from tts.tasks.mapping import Fields
 
 
 class RunSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     task: str = "gsm8k"
     data: Path | None = None

@@ -19,8 +19,8 @@ INSTRUCTION = ("Think step by step inside {start} and {end} first. After {end}, 
 
 
 class ReasoningConfig(Frozen):
-    start: str = "<think>"
-    end: str = "</think>"
+    start: str = Field("<think>", min_length=1)  # an empty tag would match everywhere and empty every answer
+    end: str = Field("</think>", min_length=1)
     opened_in_prompt: bool = False  # the chat template writes the opening tag (DeepSeek-R1's does)
     thinking_budget: int | None = Field(None, ge=1, description="thinking tokens per completion (budget forcing)")
     # a model that does not think on its own is asked to, in a system message (the CPU models are such)
