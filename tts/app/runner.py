@@ -329,11 +329,13 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
     return finish_run(run_dir, rows, config, engine)
 
 
-def finish_run(run_dir: Path, rows: list[dict], config: dict, engine: Engine, **extra: Any) -> dict:
+def finish_run(run_dir: Path, rows: list[dict], config: dict, engine: Engine, *, timed: list[dict] | None = None,
+               **extra: Any) -> dict:
     """Close a run segment: its end mark, and its summary (with `extra` and what the engine applied besides each
-    request's own values, e.g. the model's generation_config defaults) written to summary.json."""
+    request's own values, e.g. the model's generation_config defaults) written to summary.json. `timed`: lines
+    whose `finished_at` say when a killed segment last made progress (default: the rows)."""
     _mark(run_dir, "end")
-    summary = summarize(rows, config, wall_seconds(run_dir, rows))
+    summary = summarize(rows, config, wall_seconds(run_dir, timed if timed is not None else rows))
     summary.update(extra)
     summary["engine_applied"] = engine.describe()
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
