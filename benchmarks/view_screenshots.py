@@ -26,6 +26,7 @@ def main() -> None:
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
         for arg in sys.argv[1:]:
             name, run = arg.split("=", 1)
+            run = str(Path(run).resolve())
             page_file = write_html(Path(run))
             rows = [json.loads(x) for x in (Path(run) / "results.jsonl").read_text().splitlines() if x.strip()]
             pick = next((r for r in rows if r.get("stopped_early")), rows[0])

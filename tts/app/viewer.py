@@ -25,12 +25,20 @@ def _inputs(events: list[dict]) -> dict:
     if found is None:
         return {}
     sampling: dict[str, list] = {}
+    seeds: dict[tuple, list] = {}
     for e in events:
         if e.get("kind") == "call_start" and isinstance(e.get("prompt"), str):
-            params = {k: e[k] for k in ("n", "max_tokens", "temperature", "top_p", "seed", "stop", "logprobs")
+            # calls that differ only by seed are one line, with their seeds listed
+            params = {k: e[k] for k in ("n", "max_tokens", "temperature", "top_p", "stop", "logprobs", "purpose")
                       if k in e}
             if params not in sampling.setdefault(e["prompt"], []):
                 sampling[e["prompt"]].append(params)
+            seeds.setdefault((e["prompt"], repr(params)), []).append(e.get("seed"))
+    for pid, all_params in sampling.items():
+        for params in all_params:
+            used = sorted({x for x in seeds[(pid, repr(params))] if x is not None})
+            if used:
+                params["seeds"] = f"{used[0]}-{used[-1]} ({len(used)})" if len(used) > 2 else used
     prompts = found.get("prompts") if isinstance(found.get("prompts"), dict) else {}
     return {"question": found.get("question"),
             "prompts": [[pid, text[:TEXT_LIMIT] if isinstance(text, str) else text, sampling.get(pid, [])]
