@@ -19,6 +19,7 @@ class StrategySpec:
     aliases: tuple[str, ...] = ()
     # run takes `upstream: Answer | None` (the previous stage's answer in a composition `a | b`)
     takes_upstream: bool = False
+    needs_upstream: bool = False  # only a stage after `|` (a judge): not served or run on its own
     description: str = ""  # one line, for `tts strategies`, the server's model list and the CLI help
     # a stage after `|`: checks the previous stage's config (e.g. a judge needs more than one sample); ConfigError
     check_upstream: Callable[[Any], None] | None = None

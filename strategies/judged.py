@@ -133,6 +133,7 @@ def _needs_samples(previous) -> None:
 
 register(StrategySpec("best-of-n", run_best_of_n, BestOfNConfig, aliases=("bon",), preflight=_preflight_bon,
                       description="N samples scored by a verifier or reward model; the best (or weighted majority)"))
-register(StrategySpec("judge", run_judge, JudgeConfig, takes_upstream=True, check_upstream=_needs_samples,
+register(StrategySpec("judge", run_judge, JudgeConfig, takes_upstream=True, needs_upstream=True,
+                      check_upstream=_needs_samples,
                       preflight=_preflight_judge,
                       description="a stage that lets a judge choose among the leading answers when the vote is close"))

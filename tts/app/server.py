@@ -1,8 +1,9 @@
 """`tts serve`: an OpenAI-compatible server whose models are strategies over an upstream engine.
 
-The requested model name selects the strategy: `sc8:qwen` is self-consistency with 8 samples, `greedy:qwen`,
-`pdr:qwen`, `sr:qwen`, `apr:qwen` (the part after the colon names the upstream model and is informational for
-in-process engines). Usage counts every branch's tokens. With `stream=True`, chunks carry the current consensus as
+The requested model name selects the strategy, from the strategy registry: `sc8:qwen` is self-consistency with 8
+samples, `deepconf16:qwen`, `best-of-n8:qwen`, `greedy:qwen`, `pdr:qwen`, ... (every registered name and alias; the
+part after the colon names the upstream model and is informational for in-process engines); a composition comes in
+the request's `strategy` field (`extra_body={"strategy": "sc(n=8) | judge()"}` with the OpenAI SDK). Usage counts every branch's tokens. With `stream=True`, chunks carry the current consensus as
 it forms (`tts.consensus`, an extra field OpenAI clients ignore), then the final answer as content. A client that
 disconnects cancels its run, and so its branches and their engine requests.
 """
@@ -15,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from tts import tasks
+from tts import strategies, tasks
 from tts.app.runner import resolve_strategy, solve_one
 from tts.kernel.reasoning import EFFORT_BUDGETS, ReasoningConfig
 from tts.kernel.budget import BudgetConfig
@@ -46,17 +47,33 @@ def _message(m: Any, i: int) -> dict[str, str]:
     return {"role": role, "content": content}
 
 
-PRESETS = {"sc": "self-consistency", "greedy": "greedy", "pdr": "pdr", "sr": "sr", "apr": "apr"}
+def served() -> dict[str, str]:
+    """Model-name heads the server answers to, from the strategy registry (names and aliases): every strategy that
+    can answer a request on its own (not a stage that needs an earlier one's samples, nor one whose config must be
+    given, such as a composition: that comes in the request's `strategy` field)."""
+    heads = {}
+    for name in strategies.names():
+        spec = strategies.get(name)
+        if spec.needs_upstream or any(f.is_required() for f in spec.config.model_fields.values()):
+            continue
+        for head in (spec.name, *spec.aliases):
+            heads[head] = spec.name
+    return heads
 
 
 def parse_model(name: str) -> tuple[str, dict[str, Any], str]:
-    """'sc8:qwen' -> ('self-consistency', {'n': 8}, 'qwen')."""
+    """'sc8:qwen' -> ('self-consistency', {'n': 8}, 'qwen'); a number after the name sets the strategy's `n`."""
     head, _, upstream = name.partition(":")
+    heads = served()
     m = re.fullmatch(r"([a-z-]+?)(\d*)", head)
-    if not m or m.group(1) not in PRESETS:
-        raise ConfigError(f"unknown model '{name}': use <strategy>[n]:<model> with strategy in {', '.join(PRESETS)}")
+    if not m or m.group(1) not in heads:
+        raise ConfigError(f"unknown model '{name}': use <strategy>[n]:<model> with strategy in "
+                          f"{', '.join(sorted(heads))}")
+    strategy = heads[m.group(1)]
+    if m.group(2) and "n" not in strategies.get(strategy).config.model_fields:
+        raise ConfigError(f"model '{name}': strategy '{strategy}' takes no sample count (use {m.group(1)}:<model>)")
     options = {"n": int(m.group(2))} if m.group(2) else {}
-    return PRESETS[m.group(1)], options, upstream
+    return strategy, options, upstream
 
 
 def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tokens: int = 512,
@@ -73,7 +90,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
 
     async def models(_: Request) -> JSONResponse:
-        ids = [f"{p}{'8' if p == 'sc' else ''}:{upstream}" for p in PRESETS]
+        ids = [f"{head}:{upstream}" for head in sorted(served())]
         return JSONResponse({"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "tts"}
                                                         for i in ids]})
 
@@ -84,6 +101,10 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         if not isinstance(body, dict):
             raise ConfigError(f"the request body must be a JSON object, got {type(body).__name__}")
         strategy, options, _ = parse_model(str(body.get("model", "")))
+        if body.get("strategy") is not None:  # a composition, e.g. through the OpenAI SDK's extra_body
+            if not isinstance(body["strategy"], str) or not body["strategy"].strip():
+                raise ConfigError("'strategy' must be a strategy expression, e.g. \"sc(n=8) | judge()\"")
+            strategy, options = body["strategy"], {}
         messages = [_message(m, i) for i, m in enumerate(body.get("messages") or [])] \
             if isinstance(body.get("messages"), list) else None
         if not messages:
@@ -105,8 +126,13 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         if body.get("max_tokens") or body.get("max_completion_tokens"):
             options["max_tokens"] = body.get("max_completion_tokens") or body["max_tokens"]
         options.setdefault("max_tokens", max_tokens)
-        if body.get("temperature") is not None and strategy != "greedy":
+        if body.get("temperature") is not None:
             options["temperature"] = body["temperature"]
+        if body.get("strategy") is not None:
+            options = {}  # a composition sets its own options inside its expression
+        else:  # request options apply where the strategy has them (greedy has no temperature, APR no max_tokens)
+            fields = strategies.get(strategy).config.model_fields
+            options = {k: v for k, v in options.items() if k in fields}
         spec, config = resolve_strategy(strategy, options)
         question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         problem = Problem(id=uuid.uuid4().hex[:8], question=str(question), meta={"messages": messages})
@@ -125,9 +151,13 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         return chosen.text if chosen else (answer.samples[0].text if answer.samples else "")
 
     def usage(u: Usage) -> dict:
-        return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                "total_tokens": u.prompt_tokens + u.completion_tokens,
-                "prompt_tokens_details": {"cached_tokens": u.cached_prompt_tokens}}
+        out = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+               "total_tokens": u.prompt_tokens + u.completion_tokens,
+               "prompt_tokens_details": {"cached_tokens": u.cached_prompt_tokens}}
+        if u.verify_calls:  # of the totals, what judges and verifiers spent (an extra field clients ignore)
+            out["tts_verification"] = {"calls": u.verify_calls, "prompt_tokens": u.verify_prompt_tokens,
+                                       "completion_tokens": u.verify_completion_tokens}
+        return out
 
     async def solve(spec, config, problem, think, listener=None):
         solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), listener=listener,
