@@ -45,25 +45,25 @@ def _mass(first: TokenLogprob, labels: dict[str, str]) -> dict[str, float]:
     return mass
 
 
-def p_yes(logprobs: Sequence[TokenLogprob] | None, text: str) -> float | None:
-    """P(yes) / (P(yes) + P(no)) from the verdict token's alternatives; from the text where they name neither;
-    None when the judge said neither (counted as unscored, never guessed)."""
+def _verdict(logprobs: Sequence[TokenLogprob] | None, text: str, first: str, second: str) -> float | None:
+    """P(first) / (P(first) + P(second)) from the verdict token's alternatives; from the text where they name
+    neither; None when the judge said neither (counted as unscored, never guessed)."""
     if logprobs:
-        m = _mass(logprobs[0], {"yes": "yes", "no": "no"})
-        if m["yes"] + m["no"] > 0:
-            return m["yes"] / (m["yes"] + m["no"])
+        m = _mass(logprobs[0], {first: first, second: second})
+        if m[first] + m[second] > 0:
+            return m[first] / (m[first] + m[second])
     word = text.strip().lower()
-    return 1.0 if word.startswith("yes") else 0.0 if word.startswith("no") else None
+    return 1.0 if word.startswith(first) else 0.0 if word.startswith(second) else None
+
+
+def p_yes(logprobs: Sequence[TokenLogprob] | None, text: str) -> float | None:
+    """A pointwise verifier's P(yes) against P(no)."""
+    return _verdict(logprobs, text, "yes", "no")
 
 
 def p_first(logprobs: Sequence[TokenLogprob] | None, text: str) -> float | None:
-    """P(A) / (P(A) + P(B)) of a pairwise verdict; None when the judge named neither."""
-    if logprobs:
-        m = _mass(logprobs[0], {"a": "a", "b": "b"})
-        if m["a"] + m["b"] > 0:
-            return m["a"] / (m["a"] + m["b"])
-    word = text.strip().lower()
-    return 1.0 if word.startswith("a") else 0.0 if word.startswith("b") else None
+    """A pairwise judge's P(A) against P(B)."""
+    return _verdict(logprobs, text, "a", "b")
 
 
 def picked(text: str, k: int) -> int | None:
