@@ -172,7 +172,10 @@ def read_stated(text: str) -> Value | None:
 
 
 def last_value(text: str) -> Value | None:
-    """The last value in free text (a completion with no answer cue)."""
+    """The last value in free text (a completion with no answer cue); only the last matches are read."""
     s = _clean(text)
-    found = [v for _, v in _values(s) if v is not None]
-    return found[-1] if found else None
+    for m in reversed(list(_VALUE.finditer(s))):
+        value = _one(m, s)
+        if value is not None:
+            return value
+    return None
