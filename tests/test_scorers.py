@@ -193,3 +193,7 @@ def test_eval_reports_verification_apart(tmp_path):
     assert 0 < summary["verify_calls"] <= 2 * summary["problems"] and summary["verify_calls"] % 2 == 0
     assert 0 < summary["verify_prompt_tokens"] < summary["prompt_tokens"]
     assert "verification:" in r.stdout
+    report = tts("report", str(tmp_path / "results" / "j"), cwd=tmp_path)
+    assert f"verification: {summary['verify_calls']} calls" in report.stdout
+    view = tts("view", str(tmp_path / "results" / "j"), cwd=tmp_path)
+    assert view.returncode == 0 and "verify_calls" in (tmp_path / "results" / "j" / "view.html").read_text()

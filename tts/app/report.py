@@ -53,6 +53,9 @@ def table(paths: list[Path]) -> tuple[str, dict]:
                          f"{wall:8.1f}")
             if budget_line(s):
                 lines.append(f"    {budget_line(s)}")
+            if s.get("verify_calls"):
+                lines.append(f"    verification: {s['verify_calls']} calls, {s['verify_prompt_tokens']} prompt and "
+                             f"{s['verify_completion_tokens']} generated tokens (of the totals)")
             lines += replica_lines(path)
     return "\n".join(lines), by_task
 

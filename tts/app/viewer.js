@@ -18,6 +18,9 @@ function header() {
     `<span>${acc}</span><span>${esc(c.task)} · ${esc(c.strategy)} · ${esc(c.engine)}` +
     `${c.model ? " · " + esc(c.model) : ""}</span><span>${s.completion_tokens.toLocaleString()} tokens generated</span>` +
     `<span>${s.calls.toLocaleString()} calls</span><span>stopped early: ${s.stopped_early}</span>` +
+    (s.verify_calls ? `<span id="verification">verification: ${s.verify_calls} calls, ` +
+      `${s.verify_completion_tokens.toLocaleString()} generated + ${s.verify_prompt_tokens.toLocaleString()} prompt ` +
+      `tokens (of the totals)</span>` : "") +
     `<span>wall ${s.wall_seconds.toFixed(1)} s</span>`;
 }
 
