@@ -35,7 +35,7 @@ def test_kills_at_random_moments_change_no_decision_and_never_overspend(tmp_path
         proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             # start-up is a second or two of it; later attempts get longer, so that the run surely ends
-            proc.wait(timeout=rng.uniform(1.5, 4.0) + 0.5 * attempt)
+            proc.wait(timeout=rng.uniform(1.5, 3.0) + 0.5 * attempt)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
