@@ -112,6 +112,10 @@ class EnginePool(EngineBase):
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    def _hung(self, i: int, error: TimeoutError) -> None:
+        self.stats[i].timeouts += 1
+        self._down(i, EngineUnavailable(str(error)))
+
     def _check_pace(self, i: int) -> None:
         """Drain replica i when its recent calls are far slower than its peers' (medians, enough calls each)."""
         mine = self.stats[i].recent
@@ -215,8 +219,7 @@ class EnginePool(EngineBase):
                 try:
                     completions = await self._bounded(self.replicas[i].generate(request), i, t0)
                 except TimeoutError as e:  # hung or far too slow: aborted there, retried elsewhere
-                    self.stats[i].timeouts += 1
-                    self._down(i, EngineUnavailable(str(e)))
+                    self._hung(i, e)
                     tried.add(i)
                     continue
                 except EngineUnavailable as e:
@@ -247,8 +250,7 @@ class EnginePool(EngineBase):
                                 self._record(i, [chunk.completion], time.monotonic() - t0)
                             yield chunk
                 except TimeoutError as e:
-                    self.stats[i].timeouts += 1
-                    self._down(i, EngineUnavailable(str(e)))
+                    self._hung(i, e)
                     tried.add(i)
                 except EngineUnavailable as e:
                     self._down(i, e)

@@ -9,8 +9,6 @@ from tts.kit.equivalence import last_boxed  # noqa: F401  (re-exported: graders 
 from tts.tasks.quantities import read_gold, read_stated, last_value
 
 _ANSWER_IS = re.compile(r"(?:final answer|answer)\s*(?:is|:|=)\s*", re.IGNORECASE)
-# the common case, read without the general reader: a whole number (money sign and separators allowed) ending the line
-_PLAIN = re.compile(r"\$?(\d{1,3}(?:,\d{3})+|\d+)\s*\.?\s*$")
 
 
 def to_number(s: str) -> Fraction | None:
@@ -35,9 +33,6 @@ def extract_answer(text: str) -> str | None:
     phrases = list(_ANSWER_IS.finditer(text))
     if phrases:
         tail = text[phrases[-1].end():].split("\n", 1)[0]
-        plain = _PLAIN.match(tail)
-        if plain:  # what the general reader would say of it, at a third of the cost (it runs on every sample)
-            return str(int(plain.group(1).replace(",", "")))
         value = read_stated(tail)
         if value is not None:
             return value.text()

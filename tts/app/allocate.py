@@ -6,8 +6,8 @@ allocation.jsonl before its draws start. A resumed run reads both back: it finis
 cut short, as that round's decision gave them, and plans the next rounds from the state an uninterrupted run would
 have had, so it takes the same decisions. Each draw may spend at most its share of what the round started with
 (the budget left over the samples planned, times its own): the run never spends past the total, and the cap is
-decided at the round's start, so it is the same whether the run was interrupted or not. results.jsonl gets one row per problem when the allocation
-is over (the vote over all of the problem's samples).
+decided at the round's start, so it is the same whether the run was interrupted or not. results.jsonl gets one row
+per problem when the allocation is over (the vote over all of the problem's samples).
 """
 from __future__ import annotations
 

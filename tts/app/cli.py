@@ -28,8 +28,12 @@ ModelOpt = typer.Option(None, "--model", "-m", help="local model name (see `tts 
                         "directory, or the name an OpenAI-compatible server serves")
 
 
-def _fail(message: str) -> None:
+def _error(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+
+
+def _fail(message: str) -> None:
+    _error(message)
     raise typer.Exit(1)
 
 
@@ -181,17 +185,15 @@ def eval_(
                 await engine.aclose()
         return out
 
-    from tts.app.runner import accuracy_line, budget_line
+    from tts.app.runner import accuracy_line, budget_line, verification_line
 
     for summary, run_dir in _guard(go, resumable=True):
         typer.echo(f"accuracy: {accuracy_line(summary)}  tokens: {summary['completion_tokens']} generated, "
                    f"{summary['cached_prompt_tokens']} cached prompt  calls: {summary['calls']}  "
                    f"wall: {summary['wall_seconds']:.1f} s")
-        if summary.get("verify_calls"):
-            typer.echo(f"verification: {summary['verify_calls']} calls, {summary['verify_prompt_tokens']} prompt and "
-                       f"{summary['verify_completion_tokens']} generated tokens (within the totals above)")
-        if budget_line(summary):
-            typer.echo(budget_line(summary))
+        for extra in (verification_line(summary), budget_line(summary)):
+            if extra:
+                typer.echo(extra)
         typer.echo(f"results: {run_dir}")
 
 
@@ -480,7 +482,8 @@ def main() -> None:
 
 
 def _fail_exit(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    """`_fail` outside typer's own handling (after app() has returned or raised), where typer.Exit means nothing."""
+    _error(message)
     sys.exit(1)
 
 

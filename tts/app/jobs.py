@@ -125,20 +125,20 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
         (spec.output / rid / UNREADABLE).write_text("".join(json.dumps(u) + "\n" for u in unreadable))
     key = (kind, spec.model, json.dumps(spec.base_url), spec.route, spec.price, json.dumps(spec.engine_args, sort_keys=True),
            json.dumps(spec.request_args, sort_keys=True))
-    if spec.record:  # a recording belongs to its run: its own engine, wrapped
-        from tts.engine_adapters.replay import RecordingEngine
-
-        engine = RecordingEngine(await open_engine(espec, problems=problems, price=price,
-                                                   responder=t.sim_responder(problems) if t.sim_responder else None),
-                                 spec.output / rid / RECORDED)
-        try:
-            return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done, alloc)
-        finally:
-            await engine.aclose()
-    if kind == "sim" or key not in engines:  # the simulator knows its problems' answers: one per run
+    # an engine of this run's own: the simulator (it knows its problems' answers) or a recording (it belongs to the run)
+    own = kind == "sim" or spec.record
+    if own or key not in engines:
         engine = await open_engine(espec, problems=problems, price=price,
                                    responder=t.sim_responder(problems) if t.sim_responder else None)
-        if kind == "sim":
+        if spec.record:
+            from tts.engine_adapters.replay import RecordingEngine
+
+            try:
+                engine = RecordingEngine(engine, spec.output / rid / RECORDED)
+            except BaseException:  # a recording that cannot be written must not leave the engine running
+                await engine.aclose()
+                raise
+        if own:
             try:
                 return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done, alloc)
             finally:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tts.kit.curves import accuracy_at_n, accuracy_curve
 from tts.kernel.errors import DataError, require
-from tts.app.runner import CONFIG, RESULTS, budget_line, read_finished, read_json, summarize, wall_seconds
+from tts.app.runner import (CONFIG, RESULTS, budget_line, read_finished, read_json, summarize, verification_line,
+                            wall_seconds)
 
 
 def load_run(path: Path) -> tuple[dict, list[dict]]:
@@ -51,11 +52,7 @@ def table(paths: list[Path]) -> tuple[str, dict]:
                          f"{lo:6.3f}-{hi:5.3f} {s['problems']:4d} {s['completion_tokens']:9d} "
                          f"{s['completion_tokens'] / max(1, s['problems']):8.0f} {s['cached_prompt_tokens']:8d} "
                          f"{wall:8.1f}")
-            if budget_line(s):
-                lines.append(f"    {budget_line(s)}")
-            if s.get("verify_calls"):
-                lines.append(f"    verification: {s['verify_calls']} calls, {s['verify_prompt_tokens']} prompt and "
-                             f"{s['verify_completion_tokens']} generated tokens (of the totals)")
+            lines += [f"    {extra}" for extra in (budget_line(s), verification_line(s)) if extra]
             lines += replica_lines(path)
     return "\n".join(lines), by_task
 

@@ -204,6 +204,14 @@ def budget_line(summary: dict) -> str | None:
             f"refused (each such problem answered from the samples it had)")
 
 
+def verification_line(summary: dict) -> str | None:
+    """What judges and verifiers spent, when they spent anything (it is part of the totals, reported apart)."""
+    if not summary.get("verify_calls"):
+        return None
+    return (f"verification: {summary['verify_calls']} calls, {summary['verify_prompt_tokens']} prompt and "
+            f"{summary['verify_completion_tokens']} generated tokens (of the totals)")
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
     if n == 0:
         return [0.0, 0.0]

@@ -104,7 +104,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         if body.get("strategy") is not None:  # a composition, e.g. through the OpenAI SDK's extra_body
             if not isinstance(body["strategy"], str) or not body["strategy"].strip():
                 raise ConfigError("'strategy' must be a strategy expression, e.g. \"sc(n=8) | judge()\"")
-            strategy, options = body["strategy"], {}
+            strategy = body["strategy"]
         messages = [_message(m, i) for i, m in enumerate(body.get("messages") or [])] \
             if isinstance(body.get("messages"), list) else None
         if not messages:

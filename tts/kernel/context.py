@@ -49,19 +49,17 @@ class Context:
         """A context for a nested strategy that reads answers another way (another task), sharing this one's
         engine, budget and trace scope (so branch numbering continues in the one DAG); its usage is charged here
         too."""
-        sub = Context(self.engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=self.reasoning,
-                      judge=self.judge)
-        sub._parent = self
-        sub.verifying = self.verifying
-        return sub
+        return self._sub(self.engine, task, self.reasoning, self.verifying)
 
     def verifier(self) -> "Context":
         """A context for a verifier's or judge's calls: the judge engine (or this one), this budget and trace, no
         reasoning-model handling, its usage charged here and marked as verification."""
-        sub = Context(self.judge or self.engine, budget=self.budget, tracer=self.tracer, task=self.task,
-                      judge=self.judge)
+        return self._sub(self.judge or self.engine, self.task, None, True)
+
+    def _sub(self, engine: Engine, task: Any, reasoning: ReasoningConfig | None, verifying: bool) -> "Context":
+        sub = Context(engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=reasoning, judge=self.judge)
         sub._parent = self
-        sub.verifying = True
+        sub.verifying = verifying
         return sub
 
     def charge(self, usage: Usage) -> None:
