@@ -11,6 +11,7 @@ machine (x32 on x86_64, or a foreign audit architecture) are denied too. Hand-bu
 from __future__ import annotations
 
 import errno
+import functools
 import platform
 import struct
 
@@ -62,6 +63,7 @@ def number(name: str) -> int:
     return _MACHINES[platform.machine()][1][name]
 
 
+@functools.lru_cache(maxsize=1)  # the same bytes for every sandboxed call of this process
 def program() -> bytes | None:
     """The filter as `struct sock_filter[]` bytes, or None on a machine without a table here."""
     machine = _MACHINES.get(platform.machine())
