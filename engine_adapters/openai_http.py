@@ -19,7 +19,7 @@ from tts.kernel.errors import EngineUnavailable
 from tts.kernel.budget import Price
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.confidence import token_confidence
-from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
+from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob, ToolCall
 
 RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, openai.APITimeoutError)
 
@@ -113,14 +113,20 @@ class OpenAIEngine(EngineBase):
         if request.messages is not None:
             extra = {} if request.logprobs is None else {"logprobs": True, "top_logprobs": request.logprobs}
             extra["extra_body"] = self._extra_body(request)
+            if request.tools:
+                extra["tools"] = list(request.tools)
+            if request.response_format:
+                extra["response_format"] = request.response_format
             resp = await self.client.chat.completions.create(
-                messages=[m.model_dump() for m in request.messages], **common, **extra)
+                messages=[m.wire() for m in request.messages], **common, **extra)
             texts = [(c.message.content or "", c.finish_reason, _chat_logprobs(c.logprobs)) for c in resp.choices]
+            calls = [_tool_calls(c.message) for c in resp.choices]
         else:
             extra = {} if request.logprobs is None else {"logprobs": max(request.logprobs, 1)}
             resp = await self.client.completions.create(prompt=request.prompt, **common, **extra,
                                                         extra_body=self.extra_body or None)
             texts = [(c.text, c.finish_reason, _text_logprobs(c.logprobs)) for c in resp.choices]
+            calls = [None] * len(texts)
         latency = time.monotonic() - t0
         usage = resp.usage
         k = max(1, len(texts))
@@ -134,12 +140,17 @@ class OpenAIEngine(EngineBase):
             tokens = len(lps) if lps else total_completion // k + (1 if i < total_completion % k else 0)
             # The prompt is charged once per response: on its first choice.
             out.append(Completion(text=text, completion_tokens=tokens, prompt_tokens=prompt_tokens if i == 0 else 0,
-                                  cached_prompt_tokens=cached if i == 0 else 0, finish_reason=finish, logprobs=lps, latency_s=latency))
+                                  cached_prompt_tokens=cached if i == 0 else 0, finish_reason=finish, logprobs=lps,
+                                  latency_s=latency, tool_calls=calls[i]))
         return out
 
     async def stream(self, request: GenerateRequest):
         """One completion streamed (stream=True); closing this iterator closes the HTTP response, which the server
         turns into an abort. Retries happen only before the first chunk arrives."""
+        if request.tools or request.response_format:  # an agent's answer (calls, JSON) is read whole
+            [done] = await self.generate(request)
+            yield Chunk(text=done.text, completion_tokens=done.completion_tokens, completion=done)
+            return
         t0 = time.monotonic()
         common = dict(model=self.model, max_tokens=request.max_tokens, temperature=request.temperature,
                       top_p=request.top_p, stop=list(request.stop) or None, seed=request.seed, stream=True,
@@ -150,7 +161,7 @@ class OpenAIEngine(EngineBase):
                 if request.messages is not None:
                     logprobs = {} if k is None else {"logprobs": True, "top_logprobs": k}
                     response = await self.client.chat.completions.create(
-                        messages=[m.model_dump() for m in request.messages], **common, **logprobs,
+                        messages=[m.wire() for m in request.messages], **common, **logprobs,
                         extra_body=self._extra_body(request))
                 else:
                     logprobs = {} if k is None else {"logprobs": max(k, 1)}
@@ -179,6 +190,14 @@ class OpenAIEngine(EngineBase):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _tool_calls(message) -> tuple[ToolCall, ...] | None:
+    calls = getattr(message, "tool_calls", None)
+    if not calls:
+        return None
+    return tuple(ToolCall(id=c.id or f"call_{i}", name=c.function.name, arguments=c.function.arguments or "{}")
+                 for i, c in enumerate(calls) if getattr(c, "function", None) is not None) or None
 
 
 def _stream_confidence(lp, k: int) -> tuple[float, ...]:

@@ -24,7 +24,7 @@ from tts.kernel.budget import Price
 from tts.kernel.confidence import first_stop
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
 from tts.kernel.types import Chunk, Completion, Frozen, GenerateRequest, Problem, TokenLogprob
-from tts.engine_adapters import sim_judge
+from tts.engine_adapters import sim_agent, sim_judge
 from tts.kit.watched import PROBE_LEAD
 
 _FILLER = (
@@ -202,6 +202,10 @@ class SimulatedEngine(EngineBase):
 
     async def stream(self, request: GenerateRequest):
         """Streams `chunk_tokens` words at a time at the configured latency per token."""
+        if request.tools or request.response_format:  # an agent's answer comes whole
+            done = await self._one(request, 0)
+            yield Chunk(text=done.text, completion_tokens=done.completion_tokens, completion=done)
+            return
         text, tokens, seconds, finish = self.plan(request, 0)
         confs = self.confidences(request, text) if request.logprobs is not None else None
         words = re.findall(r"\s*\S+", text)  # keep the whitespace (plans are line-based)
@@ -224,7 +228,29 @@ class SimulatedEngine(EngineBase):
                 else:
                     yield Chunk(text=delta, completion_tokens=i + len(part), confidence=confidence)
 
+    def _agent(self, request: GenerateRequest, choice: int) -> Completion:
+        """An agent's request (tools or a JSON answer): see sim_agent."""
+        c = self.config
+        greedy = request.temperature == 0.0
+        rng = _rng(c.seed, request.prompt_text(), None if greedy else request.seed, 0 if greedy else choice, "agent")
+        calls = sim_agent.tool_calls(request, rng, c.accuracy) if request.tools else None
+        if calls:
+            text, finish = "", "tool_calls"
+        elif request.response_format and request.response_format.get("type") != "text":
+            text, finish = sim_agent.json_text(request, rng, c.accuracy), "stop"
+        else:
+            text, finish = sim_agent.after_tool(request), "stop"
+        tokens = max(1, len(text.split()) + sum(len(x.arguments.split()) + 1 for x in calls or ()))
+        return Completion(text=text, completion_tokens=tokens, finish_reason=finish, tool_calls=calls,
+                          prompt_tokens=_words(request.prompt_text()) if choice == 0 else 0)
+
     async def _one(self, request: GenerateRequest, choice: int) -> Completion:
+        if request.tools or (request.response_format and request.response_format.get("type") != "text"):
+            done = self._agent(request, choice)
+            async with self._slot():
+                await asyncio.sleep(self.config.prefill_s + done.completion_tokens * self.config.latency_per_token_s)
+            self.finished += 1
+            return done
         if request.max_tokens <= 4:  # judge requests ask for a verdict token or two
             prompt = request.prompt_text()
             judged = sim_judge.verdict(prompt, self._oracle(prompt), self.config.judge_accuracy,

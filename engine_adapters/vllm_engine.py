@@ -17,6 +17,7 @@ from tts.kernel.budget import Price
 from tts.kernel.engine import Capabilities, EngineBase
 from tts.kernel.confidence import token_confidence
 from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
+from tts.engine_adapters.tool_text import parse_calls, template_messages
 
 
 def _all_cores() -> str:
@@ -100,7 +101,14 @@ class VLLMEngine(EngineBase):
             extra = {KEY: {"threshold": stop.threshold, "window": stop.window, "top_k": stop.top_k,
                            "eos": self.tokenizer.eos_token_id}}
             logprobs = max(logprobs or 0, stop.top_k)  # the same confidences tell the caller where it stopped
-        return SamplingParams(**self.sampling_defaults, n=request.n, max_tokens=request.max_tokens,
+        structured = None
+        fmt = request.response_format or {}
+        if fmt.get("type") in ("json_schema", "json_object"):  # constrained decoding (xgrammar) on the engine
+            from vllm.sampling_params import StructuredOutputsParams
+
+            schema = (fmt.get("json_schema") or {}).get("schema")
+            structured = StructuredOutputsParams(json=schema) if schema else StructuredOutputsParams(json_object=True)
+        return SamplingParams(**self.sampling_defaults, n=request.n, structured_outputs=structured, max_tokens=request.max_tokens,
                               temperature=request.temperature, top_p=request.top_p, stop=list(request.stop) or None,
                               seed=request.seed if self.per_request_seeds else None,
                               logprobs=logprobs, output_kind=output_kind, extra_args=extra)
@@ -111,8 +119,9 @@ class VLLMEngine(EngineBase):
     def render(self, request: GenerateRequest) -> str:
         if request.prompt is not None:
             return request.prompt
+        tools = {"tools": list(request.tools)} if request.tools else {}
         return self.tokenizer.apply_chat_template(
-            [m.model_dump() for m in request.messages or ()], tokenize=False,
+            template_messages(request.messages or ()), tokenize=False, **tools,
             add_generation_prompt=not request.continue_final, continue_final_message=request.continue_final,
             **self.template_kwargs)
 
@@ -151,7 +160,11 @@ class VLLMEngine(EngineBase):
         stop = request.confidence_stop
         if stop is not None and finish == "stop" and _ended_low(lps, stop):
             finish = "confidence"
-        return Completion(text=text, completion_tokens=tokens, prompt_tokens=prompt_tokens,
+        calls = None
+        if request.tools:
+            text, calls = parse_calls(text)
+            finish = "tool_calls" if calls else finish
+        return Completion(text=text, completion_tokens=tokens, prompt_tokens=prompt_tokens, tool_calls=calls,
                           cached_prompt_tokens=cached, finish_reason=finish,
                           logprobs=lps if request.logprobs is not None or stop is not None else None,
                           latency_s=latency)

@@ -93,8 +93,7 @@ async def run_thread(ctx: Context, config: APRConfig, messages: tuple[Message, .
             if config.child:  # the child is a whole strategy run on the parent's context (e.g. self-consistency)
                 from tts.strategies.compose import parse, run_stages
 
-                sub = Problem(id=f"child{i}", question=spec.instruction,
-                              meta={"messages": [m.model_dump() for m in prompt]})
+                sub = Problem(id=f"child{i}", question=spec.instruction, messages=prompt)
                 answer = await run_stages(ctx, sub, parse(config.child))
                 chosen = next((s.text for s in answer.samples if s.answer == answer.answer and s.text), "")
                 return chosen or (answer.samples[0].text if answer.samples else "")

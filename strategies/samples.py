@@ -25,10 +25,10 @@ def to_sample(ctx: Context, index: int, completion: Completion, window: int = 64
     if completion.finish_reason == "confidence":  # cut short by a confidence stop: its partial text has no answer
         return Sample(index=index, text=completion.text, answer=None, completion_tokens=completion.completion_tokens,
                       status="lowconf", stats=stats, thinking_tokens=completion.thinking_tokens)
-    answer = ctx.task.extract(completion.text)
+    answer = ctx.task.read(completion)
     ctx.emit("partial_answer", answer=answer)  # anytime consumers (the server's stream) watch these
     return Sample(index=index, text=completion.text, answer=answer, completion_tokens=completion.completion_tokens,
-                  stats=stats, thinking_tokens=completion.thinking_tokens)
+                  stats=stats, thinking_tokens=completion.thinking_tokens, tool_calls=completion.tool_calls)
 
 
 def outcome_sample(o: BranchOutcome[Sample]) -> Sample:
@@ -72,6 +72,11 @@ def answer_from(ctx: Context, samples: list[Sample], rule: str, stopped_early: b
     samples = canonical(ctx, samples)
     chosen, _ = vote(samples, rule)
     votes = vote_counts(samples)
+    top = sorted(votes.values(), reverse=True)
+    if ctx.task.merge is not None and len(top) > 1 and top[0] == top[1]:  # whole answers tie: vote on their parts
+        merged = ctx.task.merge([s.answer for s in samples if s.status == "ok" and s.answer is not None])
+        if merged is not None:
+            chosen, meta = merged[0], {**meta, "merged": merged[1]}
     exhausted = any(s.status == "budget" for s in samples)
     errors = [s.error for s in samples if s.status == "error"]
     notes = []
@@ -79,6 +84,10 @@ def answer_from(ctx: Context, samples: list[Sample], rule: str, stopped_early: b
         notes.append(f"budget exhausted ({ctx.budget.exhausted_reason}): answered from {sum(votes.values())} votes")
     if errors:
         notes.append(f"{len(errors)} sample(s) failed: {errors[0]}")
+    unread = sum(s.status == "ok" and s.answer is None for s in samples)
+    if unread:  # e.g. JSON that does not meet the request's schema: dropped from the vote, counted here
+        notes.append(f"{unread} sample(s) gave no answer that could be read")
+        meta = {**meta, "unread": unread}
     ok = [s.answer for s in samples if s.status == "ok"]
     return Answer(answer=chosen, votes=votes, samples=tuple(samples), stopped_early=stopped_early,
                   budget_exhausted=exhausted, semantic_entropy=round(semantic_entropy(ok), 4) if ok else None,

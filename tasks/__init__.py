@@ -5,14 +5,15 @@ One registration per task, at the bottom of this file."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from tts.kernel.errors import ConfigError, DataError, UnreadableGold
-from tts.kernel.types import Frozen, Message, Problem
-from tts.tasks import countdown, gsm8k, humaneval, math as math_task, mbpp, tool_qa
+from tts.kernel.types import Completion, Frozen, Message, Problem
+from tts.tasks import chat, countdown, gsm8k, humaneval, math as math_task, mbpp, tool_qa
+from tts.kit.structured import merge_calls
 from tts.tasks.mapping import Fields, latex_gold, numeric_gold, problem_id, qa_row
 from tts.tasks.sources import Rows, from_hub, packaged, read_rows
 
@@ -50,18 +51,35 @@ class Task:
     # reads the answer from the continuation; None: answers are not probed (a program is not a guess to ask for)
     answer_cue: str | None = "The answer is"
     about: str = ""
-    # what a problem carries to be graded: the meta key of its tests for code tasks, else its gold answer
-    graded_by: str = "gold"
+    # what a problem carries to be graded: the meta key of its tests for code tasks, else its gold answer; None:
+    # nothing (open-ended chat)
+    graded_by: str | None = "gold"
+    # where what a sample answers depends on the request (an agent's tools or JSON schema): the problem -> how to read
+    # a completion; None: `extract` on the completion's text
+    read_for: Callable[[Problem], Callable[[Completion], str | None]] | None = None
+    reader: Callable[[Completion], str | None] | None = None  # set by bind()
+    # where whole answers tie, a vote over their parts (tool calls argument by argument): keys -> (key, how) or None
+    merge: Callable[[list[str]], tuple[str, dict] | None] | None = None
+
+    def bind(self, problem: Problem) -> "Task":
+        """The task as it reads this problem's samples (itself unless how to read depends on the request)."""
+        return self if self.read_for is None else replace(self, reader=self.read_for(problem))
+
+    def read(self, completion: Completion) -> str | None:
+        """What a completion answers: its key in the vote."""
+        return self.reader(completion) if self.reader is not None else self.extract(completion.text)
 
     def gradable(self, problem: Problem) -> bool:
         """Whether `grade` can judge this problem: it has a gold answer, or (code tasks) its tests."""
+        if self.graded_by is None:
+            return False
         if self.graded_by == "gold":
             return problem.gold is not None
         return bool(problem.meta.get(self.graded_by))
 
     def messages(self, problem: Problem) -> tuple[Message, ...]:
-        if "messages" in problem.meta:  # a chat request (tts serve) brings its own messages
-            return tuple(Message(**m) for m in problem.meta["messages"])
+        if problem.messages is not None:  # a chat request (tts serve, tts.solve) brings its own conversation
+            return problem.messages
         return (Message(role="user", content=self.prompt.format(question=problem.question)),)
 
     def load(self, data: str | Path | None = None, fields: Fields | None = None) -> list[Problem]:
@@ -194,6 +212,11 @@ _TASKS = {t.name: t for t in [
     Task("mbpp", mbpp.PROMPT, mbpp.extract, mbpp.grade, parse_row=mbpp.parse_row, program=mbpp.program,
          example_calls=mbpp.example_calls, answer_cue=None, graded_by="tests",
          source=Source(hub="google-research-datasets/mbpp", config="full", size=500), about="MBPP test split"),
+    # An agent's request: its own messages, tools and response format; open-ended, so never graded
+    Task("chat", chat.PROMPT, chat.extract, chat.grade, parse_row=chat.parse_row,
+         read_for=chat.reader, merge=merge_calls, answer_cue=None, graded_by=None,
+         about="open-ended chat (the server's default): tool calls and JSON voted in canonical form, text chosen by "
+               "usc or medoid"),
     # Generated problems
     Task("countdown", "{question}", countdown.extract, countdown.grade, generate=countdown.load, answer_cue="Answer:",
          about="Countdown: always-solvable generated instances, checked exactly"),

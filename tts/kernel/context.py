@@ -192,7 +192,7 @@ class Context:
         node = self.tracer.add_call()
         key = request.prompt if request.prompt is not None else request.messages
         prompt = self.tracer.prompt_id(key, lambda: request.prompt if request.prompt is not None else
-                                       [m.model_dump() for m in request.messages])
+                                       [m.wire() for m in request.messages])
         self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens,
                   temperature=request.temperature, stream=stream, prompt=prompt, top_p=request.top_p,
                   **({"purpose": "verify"} if self.verifying else {}),

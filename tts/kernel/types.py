@@ -12,9 +12,31 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+class ToolCall(Frozen):
+    """A function call a model asked for, in OpenAI's terms: `arguments` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def wire(self) -> dict:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
 class Message(Frozen):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] | None = None  # an assistant turn that called tools
+    tool_call_id: str | None = None  # a tool turn: the call whose result it carries
+
+    def wire(self) -> dict:
+        """The message as OpenAI's chat API and Hugging Face chat templates take it (no null fields)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.wire() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class ConfidenceStop(Frozen):
@@ -47,6 +69,10 @@ class GenerateRequest(Frozen):
     # Calls with one key go to one replica of a routing engine (its prefix cache holds what they share); the context
     # sets it to the problem being solved
     route_key: str | None = None
+    # an agent's request: OpenAI function schemas the model may call, and the shape its answer must take
+    # ({"type": "json_schema", "json_schema": {"schema": ...}} or {"type": "json_object"})
+    tools: tuple[dict, ...] | None = None
+    response_format: dict | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> "GenerateRequest":
@@ -89,6 +115,7 @@ class Completion(Frozen):
     thinking_tokens: int = 0
     # token confidences of a streamed trace (a context-side confidence stop collects them instead of logprobs)
     confidence: tuple[float, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None  # the calls the model asked for (finish_reason "tool_calls")
 
 
 class Chunk(Frozen):
@@ -147,6 +174,11 @@ class Problem(Frozen):
     question: str
     gold: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+    # an agent's chat request: its whole conversation (the question is then its last user turn), the tools it offers
+    # and the answer shape it requires; None for a benchmark problem, which the task turns into messages
+    messages: tuple[Message, ...] | None = None
+    tools: tuple[dict, ...] | None = None
+    response_format: dict | None = None
 
 
 class TraceStats(Frozen):
@@ -172,6 +204,7 @@ class Sample(Frozen):
     error: str | None = None
     stats: TraceStats | None = None
     thinking_tokens: int = 0
+    tool_calls: tuple[ToolCall, ...] | None = None
 
 
 class Answer(Frozen):
