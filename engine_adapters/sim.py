@@ -251,7 +251,7 @@ class SimulatedEngine(EngineBase):
                 await asyncio.sleep(self.config.prefill_s + done.completion_tokens * self.config.latency_per_token_s)
             self.finished += 1
             return done
-        if request.max_tokens <= 4:  # judge requests ask for a verdict token or two
+        if request.max_tokens <= 32:  # judge requests ask for a verdict token or two (USC: a short sentence)
             prompt = request.prompt_text()
             judged = sim_judge.verdict(prompt, self._oracle(prompt), self.config.judge_accuracy,
                                        _rng(self.config.seed, prompt, request.seed, choice, "judge"))

@@ -24,11 +24,16 @@ def last_user(request: GenerateRequest) -> str:
     return next((m.content for m in reversed(request.messages or ()) if m.role == "user"), request.prompt or "")
 
 
+# words that open a request rather than name something in it
+_OPENERS = {"What", "Whats", "Extract", "How", "The", "Please", "Get", "Send", "Find", "Tell", "Give", "Who", "When",
+            "Where", "Which", "Is", "Can", "Could", "Show", "Look", "Check", "Return", "Write", "In", "On", "For"}
+
+
 def _string_value(question: str, name: str) -> str:
     quoted = re.findall(r"[\"']([^\"']+)[\"']", question)
     if quoted:
         return quoted[0]
-    capitals = re.findall(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]+(?:\s[A-Z][a-z]+)*)", question)
+    capitals = [w for w in re.findall(r"\b([A-Z][a-z]+)\b", question) if w not in _OPENERS]
     return capitals[0] if capitals else name
 
 

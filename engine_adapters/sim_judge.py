@@ -9,7 +9,10 @@ import random
 import re
 
 from tts.kernel.types import TokenLogprob
+from collections import Counter
+
 from tts.kit.judging import PAIR_CUE, SELECT_CUE, VERIFY_CUE
+from tts.kit.open_choice import USC_CUE
 
 _STATED = re.compile(r"The answer is (.+?)\.(?:\s|$)")
 _SURE = 0.9  # the verdict token's probability; the alternative gets the rest
@@ -45,6 +48,14 @@ def verdict(prompt: str, gold: str | None, accuracy: float, rng: random.Random
         wrong = [i for i in range(len(parts)) if i not in right]
         pool = right if (honest and right) or not wrong else wrong
         return str(rng.choice(pool) + 1), ()
+    if USC_CUE in prompt:  # names a response holding the most common answer (a wrong pick, when not honest)
+        parts = re.split(r"\n\nResponse \d+:\n", prompt.split(USC_CUE)[0])[1:]
+        said = [_answer(p) for p in parts]
+        common = Counter(a for a in said if a is not None).most_common(1)
+        pool = [i for i, a in enumerate(said) if common and a == common[0][0]] or list(range(len(parts)))
+        if not honest and len(pool) < len(parts):
+            pool = [i for i in range(len(parts)) if i not in pool]
+        return f"The most consistent response is Response {rng.choice(pool)}", ()
     return None
 
 

@@ -66,3 +66,4 @@ from tts.strategies import code_sc  # noqa: E402,F401
 from tts.strategies import compose  # noqa: E402,F401
 from tts.strategies import deepconf  # noqa: E402,F401
 from tts.strategies import judged, reward_http  # noqa: E402,F401
+from tts.strategies import open_ended  # noqa: E402,F401

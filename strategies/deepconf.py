@@ -55,7 +55,7 @@ def _warmup_lowest(samples: list[Sample]) -> list[float]:
 
 
 async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
-    base = GenerateRequest(messages=ctx.task.messages(problem), max_tokens=config.max_tokens,
+    base = GenerateRequest(**ctx.task.inputs(problem), max_tokens=config.max_tokens,
                            temperature=config.temperature, top_p=config.top_p, logprobs=config.top_k)
 
     async def one(i: int, stop: ConfidenceStop | None) -> Sample:

@@ -12,8 +12,8 @@ from tts.kernel.errors import ConfigError
 from tts.kernel.types import Answer, Frozen, Problem, Sample
 from tts.kit import judging
 from tts.strategies import StrategySpec, register, scorers
-from tts.strategies.samples import answer_from, canonical
-from tts.strategies.self_consistency import GreedyConfig, SCConfig, sample
+from tts.strategies.samples import answer_from, canonical, needs_samples
+from tts.strategies.self_consistency import SCConfig, sample
 
 
 def _check_scorer(kind: str, options: dict[str, Any]) -> None:
@@ -126,14 +126,9 @@ async def _preflight_judge(config: JudgeConfig) -> None:
     await _preflight_scorer(config.kind, config.options)
 
 
-def _needs_samples(previous) -> None:
-    if isinstance(previous, GreedyConfig) or getattr(previous, "n", 2) < 2:
-        raise ConfigError("a judge chooses among samples: the stage before it draws one (give it n >= 2)")
-
-
 register(StrategySpec("best-of-n", run_best_of_n, BestOfNConfig, aliases=("bon",), preflight=_preflight_bon,
                       description="N samples scored by a verifier or reward model; the best (or weighted majority)"))
 register(StrategySpec("judge", run_judge, JudgeConfig, takes_upstream=True, needs_upstream=True,
-                      check_upstream=_needs_samples,
+                      check_upstream=needs_samples,
                       preflight=_preflight_judge,
                       description="a stage that lets a judge choose among the leading answers when the vote is close"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 from tts.kernel.context import BranchOutcome, Context
+from tts.kernel.errors import ConfigError
 from tts.kernel.confidence import lowest_group
 from tts.kernel.types import Answer, Completion, Sample, TraceStats
 from tts.kit import stopping
@@ -89,9 +90,16 @@ def answer_from(ctx: Context, samples: list[Sample], rule: str, stopped_early: b
         notes.append(f"{unread} sample(s) gave no answer that could be read")
         meta = {**meta, "unread": unread}
     ok = [s.answer for s in samples if s.status == "ok"]
-    return Answer(answer=chosen, votes=votes, samples=tuple(samples), stopped_early=stopped_early,
+    first = next((s.index for s in samples if s.status == "ok" and s.answer == chosen and chosen is not None), None)
+    return Answer(answer=chosen, votes=votes, chosen=first, samples=tuple(samples), stopped_early=stopped_early,
                   budget_exhausted=exhausted, semantic_entropy=round(semantic_entropy(ok), 4) if ok else None,
                   note="; ".join(notes) or None, meta=meta)
+
+
+def needs_samples(previous) -> None:
+    """check_upstream of a stage that chooses among the previous stage's samples: there must be several."""
+    if getattr(previous, "n", 2) < 2 or type(previous).__name__ == "GreedyConfig":
+        raise ConfigError("a judge chooses among samples: the stage before it draws one (give it n >= 2)")
 
 
 def fit_tail(ctx: Context, text: str, limit: int) -> str:

@@ -64,7 +64,7 @@ class Sampled(Frozen):
 async def sample(ctx: Context, problem: Problem, config: SCConfig) -> Sampled:
     """Draw the samples (the part other strategies reuse)."""
     base = GenerateRequest(
-        messages=ctx.task.messages(problem), max_tokens=config.max_tokens, temperature=config.temperature,
+        **ctx.task.inputs(problem), max_tokens=config.max_tokens, temperature=config.temperature,
         top_p=config.top_p, seed=config.seed, logprobs=config.wanted_logprobs(),
     )
     stop = vote_stop_rule(ctx, config.stop_rule, config.stop_params) if config.early_stop else None

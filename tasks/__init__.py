@@ -82,6 +82,10 @@ class Task:
             return problem.messages
         return (Message(role="user", content=self.prompt.format(question=problem.question)),)
 
+    def inputs(self, problem: Problem) -> dict:
+        """What a request for this problem carries: its messages, and an agent's tools and response format."""
+        return {"messages": self.messages(problem), "tools": problem.tools, "response_format": problem.response_format}
+
     def load(self, data: str | Path | None = None, fields: Fields | None = None) -> list[Problem]:
         """The task's problems: from `data` when given, else its packaged file, else the hub. Rows whose gold
         cannot be read are one DataError naming how many and the first ids (see `load_checked` to skip them)."""

@@ -24,7 +24,7 @@ def free_port() -> int:
 def server():
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tts.app.cli", "serve", "--engine", "sim", "--port", str(port),
-                             "--sim-latency", "0.004"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--sim-latency", "0.004", "--task", "gsm8k"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -314,10 +314,10 @@ def view(run: Path = typer.Argument(..., help="a run folder"),
 @app.command()
 def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
           base_url: Optional[str] = typer.Option(None, help="upstream OpenAI-compatible server (engine openai)"),
-          task: str = typer.Option("gsm8k", help="answer extraction and voting used by the strategies"),
+          task: str = typer.Option("chat", help="how answers are read and voted (chat: tool calls, JSON and whole texts; a benchmark task for its answers); a request picks another with <strategy>@<task>:<model>"),
           host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100),
           sim_accuracy: float = typer.Option(0.7), sim_latency: float = typer.Option(0.001)) -> None:
-    """Serve /v1/chat/completions and /v1/models; the model name picks the strategy (e.g. sc8:qwen)."""
+    """Serve /v1/chat/completions, /v1/messages (Anthropic) and /v1/models; the model name picks the strategy (e.g. sc8:qwen, usc8:qwen, sc8@gsm8k:qwen)."""
     from tts.kernel.errors import require
 
     try:

@@ -1,11 +1,16 @@
-"""`tts serve`: an OpenAI-compatible server whose models are strategies over an upstream engine.
+"""`tts serve`: a gateway, OpenAI chat completions and Anthropic messages, whose models are strategies over an
+upstream engine.
 
 The requested model name selects the strategy, from the strategy registry: `sc8:qwen` is self-consistency with 8
-samples, `deepconf16:qwen`, `best-of-n8:qwen`, `greedy:qwen`, `pdr:qwen`, ... (every registered name and alias; the
-part after the colon names the upstream model and is informational for in-process engines); a composition comes in
-the request's `strategy` field (`extra_body={"strategy": "sc(n=8) | judge()"}` with the OpenAI SDK). Usage counts every branch's tokens. With `stream=True`, chunks carry the current consensus as
-it forms (`tts.consensus`, an extra field OpenAI clients ignore), then the final answer as content. A client that
-disconnects cancels its run, and so its branches and their engine requests.
+samples, `usc8:qwen`, `medoid8:qwen`, `deepconf16:qwen`, `best-of-n8:qwen`, `greedy:qwen`, ... (every registered
+name and alias; the part after the colon names the upstream model and is informational for in-process engines); a
+composition comes in the request's `strategy` field (`extra_body={"strategy": "sc(n=8) | judge()"}` with the OpenAI
+SDK). Requests are read as the chat task reads them (tool calls and JSON voted in canonical form, whole texts voted
+as written) unless the name asks for a benchmark task: `sc8@gsm8k:qwen`. Tools, tool results and response_format
+pass through to every sample; the winning call comes back in OpenAI's `tool_calls` shape (Anthropic's `tool_use`).
+Usage counts every branch's tokens, verification apart. With `stream=True`, OpenAI chunks carry the current consensus
+as it forms (`tts.consensus`, an extra field clients ignore), then the answer. A client that disconnects cancels its
+run, and so its branches and their engine requests. When every branch fails, the upstream's error is a 502.
 """
 from __future__ import annotations
 
@@ -22,29 +27,24 @@ from tts.kernel.reasoning import EFFORT_BUDGETS, ReasoningConfig
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import ConfigError
 from tts.kernel.types import Answer, Problem, Usage
+from tts.app import anthropic_wire, wire
 
 MAX_BODY_BYTES = 4 << 20
 BODY_TIMEOUT_S = 30.0
-ROLES = ("system", "user", "assistant")
 
 
-def _message(m: Any, i: int) -> dict[str, str]:
-    """An OpenAI chat message as {role, content}; content given as a list of parts keeps its text parts."""
-    if not isinstance(m, dict):
-        raise ConfigError(f"messages[{i}] must be an object with 'role' and 'content'")
-    role, content = m.get("role"), m.get("content")
-    if role == "developer":
-        role = "system"
-    if role not in ROLES:
-        raise ConfigError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
-    if isinstance(content, list):
-        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        if len(texts) != len(content) or not all(isinstance(x, str) for x in texts):
-            raise ConfigError(f"messages[{i}].content: only text parts are supported")
-        content = "\n".join(texts)
-    if not isinstance(content, str):
-        raise ConfigError(f"messages[{i}].content must be a string or a list of text parts")
-    return {"role": role, "content": content}
+class UpstreamFailed(Exception):
+    """Every branch failed: the upstream's own error, answered in the API's shape (502)."""
+
+    status = 502
+    prefix = "every branch failed upstream: "
+
+
+class FormatUnmet(UpstreamFailed):
+    """No sample met the request's response_format: a 422 naming how many were tried."""
+
+    status = 422
+    prefix = ""
 
 
 def served() -> dict[str, str]:
@@ -61,35 +61,38 @@ def served() -> dict[str, str]:
     return heads
 
 
-def parse_model(name: str) -> tuple[str, dict[str, Any], str]:
-    """'sc8:qwen' -> ('self-consistency', {'n': 8}, 'qwen'); a number after the name sets the strategy's `n`."""
+def parse_model(name: str) -> tuple[str, dict[str, Any], str | None, str]:
+    """'sc8@gsm8k:qwen' -> ('self-consistency', {'n': 8}, 'gsm8k', 'qwen'): a number after the name sets the
+    strategy's `n`; `@task` reads and votes answers as that task does (default: the server's task, chat)."""
     head, _, upstream = name.partition(":")
     heads = served()
-    m = re.fullmatch(r"([a-z-]+?)(\d*)", head)
+    m = re.fullmatch(r"([a-z-]+?)(\d*)(?:@([a-z0-9_.-]+))?", head)
     if not m or m.group(1) not in heads:
-        raise ConfigError(f"unknown model '{name}': use <strategy>[n]:<model> with strategy in "
+        raise ConfigError(f"unknown model '{name}': use <strategy>[n][@task]:<model> with strategy in "
                           f"{', '.join(sorted(heads))}")
+    if m.group(3) is not None:
+        tasks.get(m.group(3))  # an unknown task is a ConfigError naming the known ones
     strategy = heads[m.group(1)]
     if m.group(2) and "n" not in strategies.get(strategy).config.model_fields:
         raise ConfigError(f"model '{name}': strategy '{strategy}' takes no sample count (use {m.group(1)}:<model>)")
     options = {"n": int(m.group(2))} if m.group(2) else {}
-    return strategy, options, upstream
+    return strategy, options, m.group(3), upstream
 
 
-def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tokens: int = 512,
+def build_app(engine, task_name: str = "chat", upstream: str = "model", max_tokens: int = 512,
               reasoning: ReasoningConfig | None = None):
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    task = tasks.get(task_name)
+    tasks.get(task_name)
     stats = {"requests": 0, "cancelled": 0, "in_flight": 0}
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
+    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
 
-    async def models(_: Request) -> JSONResponse:
+    async def models_route(_: Request) -> JSONResponse:
         ids = [f"{head}:{upstream}" for head in sorted(served())]
         return JSONResponse({"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "tts"}
                                                         for i in ids]})
@@ -100,15 +103,14 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
     def prepare(body: Any):
         if not isinstance(body, dict):
             raise ConfigError(f"the request body must be a JSON object, got {type(body).__name__}")
-        strategy, options, _ = parse_model(str(body.get("model", "")))
+        strategy, options, task_asked, _ = parse_model(str(body.get("model", "")))
         if body.get("strategy") is not None:  # a composition, e.g. through the OpenAI SDK's extra_body
             if not isinstance(body["strategy"], str) or not body["strategy"].strip():
                 raise ConfigError("'strategy' must be a strategy expression, e.g. \"sc(n=8) | judge()\"")
             strategy = body["strategy"]
-        messages = [_message(m, i) for i, m in enumerate(body.get("messages") or [])] \
-            if isinstance(body.get("messages"), list) else None
-        if not messages:
-            raise ConfigError("'messages' must be a non-empty list")
+        messages = wire.messages(body.get("messages"))
+        tools = wire.tools(body.get("tools"), body.get("tool_choice"))
+        shape = wire.response_format(body.get("response_format"))
         if body.get("n") not in (None, 1):
             raise ConfigError("'n' other than 1 is not supported: the strategy decides how many samples to draw "
                               "(choose it in the model name, e.g. sc16:model)")
@@ -134,9 +136,10 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
             fields = strategies.get(strategy).config.model_fields
             options = {k: v for k, v in options.items() if k in fields}
         spec, config = resolve_strategy(strategy, options)
-        question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-        problem = Problem(id=uuid.uuid4().hex[:8], question=str(question), meta={"messages": messages})
-        return spec, config, problem, thinking(body.get("reasoning_effort"))
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        problem = Problem(id=uuid.uuid4().hex[:8], question=question, messages=messages, tools=tools,
+                          response_format=shape)
+        return spec, config, problem, thinking(body.get("reasoning_effort")), tasks.get(task_asked or task_name)
 
     def thinking(effort: Any) -> ReasoningConfig | None:
         """OpenAI's reasoning_effort as a thinking budget (low 512, medium 2048, high 8192 tokens)."""
@@ -145,10 +148,6 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
         if effort not in EFFORT_BUDGETS:
             raise ConfigError(f"'reasoning_effort' must be one of {', '.join(EFFORT_BUDGETS)}")
         return (reasoning or ReasoningConfig()).model_copy(update={"thinking_budget": EFFORT_BUDGETS[effort]})
-
-    def response_text(answer: Answer) -> str:
-        chosen = next((s for s in answer.samples if s.status == "ok" and s.answer == answer.answer), None)
-        return chosen.text if chosen else (answer.samples[0].text if answer.samples else "")
 
     def usage(u: Usage) -> dict:
         out = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
@@ -159,12 +158,66 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
                                        "completion_tokens": u.verify_completion_tokens}
         return out
 
-    async def solve(spec, config, problem, think, listener=None):
+    async def solve(spec, config, problem, think, task, listener=None):
         solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), listener=listener,
                                  reasoning=think)
-        if solved.answer is None:
-            raise RuntimeError(solved.row.get("error"))
+        why = wire.failure(solved.answer, solved.row.get("error"))
+        if why is not None:
+            raise UpstreamFailed(why)
+        unmet = wire.unmet_format(solved.answer, problem.response_format)
+        if unmet is not None:
+            raise FormatUnmet(unmet)
         return solved
+
+    async def read(request: Request):
+        """The request's JSON body, or the ConfigError-style reason it cannot be read (with its HTTP status)."""
+        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+            return None, (413, f"request body over {MAX_BODY_BYTES} bytes")
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):  # a client that trickles its body is cut off
+                raw = await request.body()
+        except TimeoutError:
+            return None, (408, f"request body not received within {BODY_TIMEOUT_S:.0f} s")
+        if len(raw) > MAX_BODY_BYTES:
+            return None, (413, f"request body over {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(raw.decode("utf-8")), None
+        except UnicodeDecodeError:
+            return None, (400, "the request body is not UTF-8")
+        except (ValueError, RecursionError) as e:
+            return None, (400, f"the request body is not valid JSON ({type(e).__name__})")
+
+    async def settled(coro):
+        """The run's result, or its UpstreamFailed as a value: a task group would wrap it in an ExceptionGroup."""
+        try:
+            return await coro
+        except UpstreamFailed as e:
+            return e
+
+    def unwrap(result):
+        if isinstance(result, UpstreamFailed):
+            raise result
+        return result
+
+    async def run(request: Request, prepared):
+        """Solve a prepared request until done or the client leaves (None); in-flight counted."""
+        stats["requests"] += 1
+        stats["in_flight"] += 1
+        try:
+            return await run_until_disconnect(request, solve(*prepared))
+        finally:
+            stats["in_flight"] -= 1
+
+    def assistant(answer: Answer) -> tuple[dict, str]:
+        """OpenAI's assistant message for the answer, and its finish reason."""
+        calls = wire.chosen_calls(answer)
+        if calls:
+            return {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
+        return {"role": "assistant", "content": wire.response_text(answer)}, "stop"
+
+    def tts_extra(answer: Answer) -> dict:
+        return {"answer": answer.answer, "votes": answer.votes, "chosen": answer.chosen,
+                "stopped_early": answer.stopped_early, "note": answer.note}
 
     async def run_until_disconnect(request: Request, coro):
         """Run the strategy; if the client goes away first, cancel it (and so every branch). The body has been
@@ -174,7 +227,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
                 pass
 
         async with asyncio.TaskGroup() as tg:
-            work = tg.create_task(coro)
+            work = tg.create_task(settled(coro))
             watcher = tg.create_task(watch())
             done, _ = await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if watcher in done:
@@ -182,44 +235,33 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
                 work.cancel()
             else:
                 watcher.cancel()
-        return None if work.cancelled() else work.result()
+        return None if work.cancelled() else unwrap(work.result())
 
     async def chat(request: Request):
-        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-            return error(413, f"request body over {MAX_BODY_BYTES} bytes")
-        try:
-            async with asyncio.timeout(BODY_TIMEOUT_S):  # a client that trickles its body is cut off
-                raw = await request.body()
-        except TimeoutError:
-            return error(408, f"request body not received within {BODY_TIMEOUT_S:.0f} s")
-        if len(raw) > MAX_BODY_BYTES:
-            return error(413, f"request body over {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw.decode("utf-8"))
-            spec, config, problem, think = prepare(body)
-        except UnicodeDecodeError:
-            return error(400, "the request body is not UTF-8")
-        except (ValueError, RecursionError) as e:
-            return error(400, f"the request body is not valid JSON ({type(e).__name__})")
-        except ConfigError as e:
-            return error(400, str(e))
-        rid, created, model = f"chatcmpl-{problem.id}", int(time.time()), body["model"]
-        stats["requests"] += 1
-        if not body.get("stream"):
-            stats["in_flight"] += 1
+        body, bad = await read(request)
+        if bad is None:
             try:
-                solved = await run_until_disconnect(request, solve(spec, config, problem, think))
-            finally:
-                stats["in_flight"] -= 1
+                prepared = prepare(body)
+            except ConfigError as e:
+                bad = (400, str(e))
+        if bad is not None:
+            return error(*bad)
+        spec, config, problem, think, task = prepared
+        rid, created, model = f"chatcmpl-{problem.id}", int(time.time()), body["model"]
+        if not body.get("stream"):
+            try:
+                solved = await run(request, prepared)
+            except UpstreamFailed as e:
+                return error(e.status, f"{e.prefix}{e}", "upstream_error")
             if solved is None:
                 return error(499, "client disconnected")
             answer = solved.answer
+            message, finish = assistant(answer)
             return JSONResponse({
                 "id": rid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": response_text(answer)}}],
-                "usage": usage(solved.usage), "tts": {"answer": answer.answer, "votes": answer.votes,
-                                            "stopped_early": answer.stopped_early, "note": answer.note}})
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+                "usage": usage(solved.usage), "tts": tts_extra(answer)})
+        stats["requests"] += 1
 
         async def events():
             queue: asyncio.Queue = asyncio.Queue()
@@ -241,7 +283,7 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
 
             try:
                 async with asyncio.TaskGroup() as tg:
-                    work = tg.create_task(solve(spec, config, problem, think, listener=consensus))
+                    work = tg.create_task(settled(solve(spec, config, problem, think, task, listener=consensus)))
                     work.add_done_callback(lambda _t: queue.put_nowait("done"))
                     yield chunk({"role": "assistant", "content": ""})
                     while True:
@@ -253,10 +295,17 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
                             last[0] = votes
                             yield chunk({}, extra={"tts": {"consensus": max(votes, key=votes.get), "votes": votes}})
                     solved = work.result()
+                if isinstance(solved, UpstreamFailed):
+                    failed = {"error": {"message": f"{solved.prefix}{solved}", "type": "upstream_error"}}
+                    yield f"data: {json.dumps(failed)}\n\n"
+                    return
                 answer = solved.answer
-                yield chunk({"content": response_text(answer)})
-                yield chunk({}, finish="stop", extra={"usage": usage(solved.usage), "tts": {"answer": answer.answer,
-                                                                                   "votes": answer.votes}})
+                message, finish = assistant(answer)
+                if message.get("tool_calls"):
+                    yield chunk({"tool_calls": [{"index": i, **c} for i, c in enumerate(message["tool_calls"])]})
+                else:
+                    yield chunk({"content": message["content"]})
+                yield chunk({}, finish=finish, extra={"usage": usage(solved.usage), "tts": tts_extra(answer)})
                 yield "data: [DONE]\n\n"
             except asyncio.CancelledError:
                 stats["cancelled"] += 1  # the client went away: the task group has cancelled the run
@@ -266,6 +315,30 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def messages(request: Request):
+        """Anthropic's Messages API over the same strategies (tool use as tool_use blocks; streamed as events)."""
+        body, bad = await read(request)
+        if bad is None:
+            try:
+                prepared = prepare(anthropic_wire.to_openai(body))
+            except ConfigError as e:
+                bad = (400, str(e))
+        if bad is not None:
+            return JSONResponse(anthropic_wire.error(bad[1]), status_code=bad[0])
+        try:
+            solved = await run(request, prepared)
+        except UpstreamFailed as e:
+            return JSONResponse(anthropic_wire.error(f"{e.prefix}{e}", "api_error"), e.status)
+        if solved is None:
+            return JSONResponse(anthropic_wire.error("client disconnected"), status_code=499)
+        answer = solved.answer
+        blocks, stop = anthropic_wire.content(answer, wire.response_text(answer), wire.chosen_calls(answer))
+        whole = anthropic_wire.message(f"msg_{prepared[2].id}", body["model"], blocks, stop, solved.usage,
+                                       tts_extra(answer))
+        if body.get("stream"):
+            return StreamingResponse(anthropic_wire.events(whole), media_type="text/event-stream")
+        return JSONResponse(whole)
+
     async def http_error(_: Request, exc) -> JSONResponse:
         # 404 and 405 in the API's shape, as a client SDK expects them, not Starlette's plain text
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
@@ -273,7 +346,8 @@ def build_app(engine, task_name: str = "gsm8k", upstream: str = "model", max_tok
 
     from starlette.exceptions import HTTPException
 
-    return Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"]),
+    return Starlette(routes=[Route("/v1/models", models_route), Route("/v1/chat/completions", chat, methods=["POST"]),
+                             Route("/v1/messages", messages, methods=["POST"]),
                              Route("/tts/stats", stats_route)], exception_handlers={HTTPException: http_error})
 
 

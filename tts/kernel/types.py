@@ -218,3 +218,6 @@ class Answer(Frozen):
     semantic_entropy: float | None = None
     note: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)  # strategy-specific figures (rounds, threads, plans)
+    # the index of the sample whose response is the answer (its text, its tool calls); None when the answer is no
+    # one sample's (tool calls merged argument by argument) or no sample has it
+    chosen: int | None = None
