@@ -2,10 +2,6 @@
 returned in each API's shape, a tool result continued to a text answer, JSON answers that meet their schema, USC and
 medoid on open questions, and bad requests answered as API-shaped 4xx without reaching the engine."""
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 
 import anthropic
@@ -13,15 +9,9 @@ import jsonschema
 import openai
 import pytest
 
-from tests.test_server import free_port, stats
+from tests.test_server import serve, stats
+from tests.test_structured_votes import EMAIL, WEATHER
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather forecast for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                   "required": ["city", "days"]}}}
-EMAIL = {"type": "function", "function": {
-    "name": "send_email", "description": "Send an email to someone",
-    "parameters": {"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]}}}
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
           "required": ["name", "age"], "additionalProperties": False}
 ASK = [{"role": "user", "content": "What is the weather in Oslo for 3 days?"}]
@@ -29,23 +19,7 @@ ASK = [{"role": "user", "content": "What is the weather in Oslo for 3 days?"}]
 
 @pytest.fixture(scope="module")
 def gateway():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tts.app.cli", "serve", "--engine", "sim", "--port", str(port),
-                             "--sim-latency", "0.001", "--sim-accuracy", "0.6"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/v1/models", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    yield from serve("--sim-latency", "0.001", "--sim-accuracy", "0.6")
 
 
 def test_openai_tool_call_voted_then_the_loop_continues(gateway):

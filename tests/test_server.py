@@ -20,11 +20,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def serve(*args: str):
+    """`tts serve --engine sim` as a real process on a free port: yields its URL, then stops it."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tts.app.cli", "serve", "--engine", "sim", "--port", str(port),
-                             "--sim-latency", "0.004", "--task", "gsm8k"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -39,6 +39,11 @@ def server():
     yield url
     proc.terminate()
     proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from serve("--sim-latency", "0.004", "--task", "gsm8k")
 
 
 def stats(url):
