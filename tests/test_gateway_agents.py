@@ -134,3 +134,18 @@ def test_a_response_format_no_sample_meets_is_a_422_naming_the_count(gateway):
                                        response_format={"type": "json_schema",
                                                         "json_schema": {"name": "z", "schema": zip_code}})
     assert "none of the 4 samples met the response_format" in e.value.message
+
+
+def test_the_agents_sdk_example_calls_its_tool_through_the_gateway(gateway):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "examples" / "agent_tools.py"
+    spec = importlib.util.spec_from_file_location("agent_tools", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    import asyncio
+
+    said = asyncio.run(example.ask("What is the weather in Oslo for 3 days?", f"{gateway}/v1", "sc8:sim"))
+    assert example.CALLS == [{"city": "Oslo", "days": 3}]  # the voted call reached the tool once
+    assert "rain, 9 C" in said  # and the agent's last turn read its result
