@@ -14,7 +14,8 @@ from tts.kernel.types import Problem
 async def test_solve_with_an_engine_object():
     engine = SimulatedEngine.for_problems([Problem(id="x", question="What is 20 plus 22?", gold="42")],
                                           SimConfig(accuracy=1.0))
-    result = await tts.solve("What is 20 plus 22?", engine=engine, n=5, budget=BudgetConfig(max_tokens=5000))
+    result = await tts.solve("What is 20 plus 22?", engine=engine, n=5, budget=BudgetConfig(max_tokens=5000),
+                             task="gsm8k")
     assert result.answer == "42" and result.strategy == "self-consistency"
     assert result.simulated and result.engine == "SimulatedEngine"
     assert result.usage.calls >= 3 and sum(result.votes.values()) >= 3
@@ -53,3 +54,23 @@ def test_readme_example_runs():
                        cwd=Path(__file__).parents[1])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == "42"
+
+
+async def test_solve_takes_an_agents_request():
+    """Messages with a tool result, tools and a JSON format, as an agent sends them; the default task is chat."""
+    from tests.test_structured_votes import EMAIL, PERSON, WEATHER
+
+    engine = SimulatedEngine(SimConfig(accuracy=0.7, latency_per_token_s=0.0))
+    ask = [{"role": "system", "content": "You are a weather agent."},
+           {"role": "user", "content": "What is the weather in Lima for 2 days?"}]
+    called = await tts.solve(ask, engine=engine, tools=[WEATHER, EMAIL], n=8)
+    assert called.tool_calls and called.tool_calls[0]["function"]["name"] == "get_weather"
+    assert called.answer.startswith("tool_calls:") and called.details.chosen is not None
+    turn = {"role": "assistant", "content": None, "tool_calls": called.tool_calls}
+    answered = await tts.solve([*ask, turn, {"role": "tool", "tool_call_id": called.tool_calls[0]["id"],
+                                             "content": "cloudy"}], engine=engine, tools=[WEATHER], n=4)
+    assert answered.tool_calls is None and "cloudy" in answered.text
+    shaped = await tts.solve("Extract the person: Alice is 31.", engine=engine, response_format=PERSON, n=8)
+    assert shaped.answer == 'json:{"age":31,"name":"Alice"}' and '"Alice"' in shaped.text
+    open_q = await tts.solve("Why is the sky blue?", engine=engine, strategy="usc", n=4)
+    assert open_q.text and open_q.usage.verify_calls == 1

@@ -18,6 +18,8 @@ class Result(Frozen):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     answer: str | None
+    text: str  # the chosen response's whole text (what an agent reads)
+    tool_calls: list[dict] | None  # the chosen tool calls in OpenAI's shape, when the request offered tools
     votes: dict[str, int]
     usage: Usage
     strategy: str
@@ -28,19 +30,30 @@ class Result(Frozen):
     dag: dict[str, Any]
 
 
-async def solve(question: str, *, strategy: str = "self-consistency", engine: Engine | str = "vllm",
-                task: str = "gsm8k", budget: BudgetConfig | None = None, model: str | None = None,
-                base_url: str | None = None, **options: Any) -> Result:
-    """Solve one question with a strategy (a name, or a composition such as `sc(n=8, prune='step') | pdr(rounds=1)`)
-    on an engine (an Engine object, or a name: "vllm" by default, "openai", or "sim", the simulator, which runs
-    only when asked for by name and says so in the result). Runs through the same path as `tts eval`."""
+async def solve(question: str | list[dict], *, strategy: str = "self-consistency", engine: Engine | str = "vllm",
+                task: str = "chat", tools: list[dict] | None = None, response_format: dict | None = None,
+                budget: BudgetConfig | None = None, model: str | None = None, base_url: str | None = None,
+                **options: Any) -> Result:
+    """Solve one request with a strategy (a name, or a composition such as `sc(n=8) | usc()`) on an engine (an
+    Engine object, or a name: "vllm" by default, "openai", or "sim", the simulator, which runs only when asked for
+    by name and says so in the result). Runs through the same path as `tts eval`.
+
+    `question` is a string or an OpenAI-style message list (system, multi-turn, tool calls and results); `tools`
+    are OpenAI function schemas and `response_format` a `json_schema` or `json_object` format, checked as the server
+    checks them. The `chat` task (the default) votes tool calls and JSON objects in canonical form and whole texts
+    as written (use `usc` or `medoid` to choose among open-ended texts); a benchmark task (`gsm8k`, `math500`, ...)
+    votes its extracted answers."""
     from tts import tasks
+    from tts.app import wire
     from tts.app.runner import resolve_strategy, solve_one
     from tts.engine_adapters import make_engine
 
     spec, config = resolve_strategy(strategy, options)
     t = tasks.get(task)
-    problem = Problem(id="q", question=question)
+    messages = wire.messages([{"role": "user", "content": question}] if isinstance(question, str) else question)
+    asked = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    problem = Problem(id="q", question=asked, messages=None if isinstance(question, str) else messages,
+                      tools=wire.tools(tools, None), response_format=wire.response_format(response_format))
     owned = isinstance(engine, str)
     eng = await make_engine(engine, model=model, base_url=base_url, problems=[problem]) if owned else engine
     try:
@@ -54,7 +67,8 @@ async def solve(question: str, *, strategy: str = "self-consistency", engine: En
     from tts.engine_adapters.sim import SimulatedEngine
 
     kind = engine if owned else type(engine).__name__
-    return Result(answer=answer.answer, votes=answer.votes, usage=solved.usage, strategy=spec.name, engine=kind,
+    return Result(answer=answer.answer, text=wire.response_text(answer), tool_calls=wire.chosen_calls(answer),
+                  votes=answer.votes, usage=solved.usage, strategy=spec.name, engine=kind,
                   simulated=isinstance(eng, SimulatedEngine), details=answer,
                   trace=solved.tracer.events, dag=solved.tracer.dag_json())
 
