@@ -101,6 +101,19 @@ async def test_vllm_adapter_in_process(gsm8k):
         [cut] = await Context(engine).generate(chat("Count from 1 to 100.", max_tokens=64, confidence_stop=always))
         assert cut.finish_reason == "confidence" and cut.completion_tokens == 8 and len(cut.logprobs) == 8
 
+        # An agent's JSON request: decoding constrained to the schema (xgrammar), so even this small model meets it
+        import json
+
+        import jsonschema
+
+        schema = {"type": "object", "properties": {"name": {"type": "string", "enum": ["Alice", "Bob"]},
+                                                   "age": {"type": "integer"}},
+                  "required": ["name", "age"], "additionalProperties": False}
+        fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}
+        [js] = await engine.generate(chat("Alice is 31 years old. Her name and age as JSON:", max_tokens=40,
+                                          response_format=fmt))
+        jsonschema.validate(json.loads(js.text), schema)
+
         # Self-consistency end to end through the context.
         ctx = Context(engine, task=gsm8k)
         answer = await run(ctx, Problem(id="t", question="What is 3 plus 4?", gold="7"),
