@@ -1,64 +1,15 @@
 """Strategies by name. A strategy is `async def run(ctx, problem, config) -> Answer` with a frozen config model;
 one that refines an earlier stage's samples also takes `upstream: Answer | None` (registered with takes_upstream).
-Adding a strategy is one module plus one import line at the end of this file."""
+Adding a strategy is one module that calls `registry.register` plus one import line below; a package outside tts
+registers its own through the `tts.strategies` entry-point group (the module is imported when tts starts)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+import sys
+from importlib.metadata import entry_points
 
-from pydantic import BaseModel, ValidationError
+from tts.strategies.registry import StrategySpec, get, make_config, names, register, specs  # noqa: F401
 
-from tts.kernel.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class StrategySpec:
-    name: str
-    run: Callable[..., Awaitable[Any]]
-    config: type[BaseModel]
-    aliases: tuple[str, ...] = ()
-    # run takes `upstream: Answer | None` (the previous stage's answer in a composition `a | b`)
-    takes_upstream: bool = False
-    needs_upstream: bool = False  # only a stage after `|` (a judge): not served or run on its own
-    description: str = ""  # one line, for `tts strategies`, the server's model list and the CLI help
-    # a stage after `|`: checks the previous stage's config (e.g. a judge needs more than one sample); ConfigError
-    check_upstream: Callable[[Any], None] | None = None
-    # checked before any engine starts, with the run's config (e.g. that a reward server answers); None: nothing
-    preflight: Callable[[Any], Awaitable[None]] | None = None
-
-
-_REGISTRY: dict[str, StrategySpec] = {}
-
-
-def register(spec: StrategySpec) -> StrategySpec:
-    for key in (spec.name, *spec.aliases):
-        _REGISTRY[key] = spec
-    return spec
-
-
-def names() -> list[str]:
-    return sorted({s.name for s in _REGISTRY.values()})
-
-
-def get(name: str) -> StrategySpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown strategy '{name}'; known: {', '.join(names())}") from None
-
-
-def make_config(spec: StrategySpec, **options: Any) -> BaseModel:
-    """The strategy's config from options, dropping those left unset (None); invalid values are a ConfigError."""
-    given = {k: v for k, v in options.items() if v is not None and k in spec.config.model_fields}
-    try:
-        return spec.config(**given)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"invalid option for strategy '{spec.name}': {'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg']}") from None
-
-
-from tts.strategies import self_consistency  # noqa: E402,F401  (registers itself)
+from tts.strategies import self_consistency  # noqa: E402,F401  (each registers itself)
 from tts.strategies import pdr  # noqa: E402,F401
 from tts.strategies import apr  # noqa: E402,F401
 from tts.strategies import llm_compiler, react  # noqa: E402,F401
@@ -67,3 +18,9 @@ from tts.strategies import compose  # noqa: E402,F401
 from tts.strategies import deepconf  # noqa: E402,F401
 from tts.strategies import judged, reward_http  # noqa: E402,F401
 from tts.strategies import open_ended  # noqa: E402,F401
+
+for _plugin in entry_points(group="tts.strategies"):
+    try:
+        _plugin.load()
+    except Exception as e:  # a broken plugin is named, and the built-in strategies still run
+        print(f"warning: strategy plugin '{_plugin.name}' ({_plugin.value}) failed to load: {e}", file=sys.stderr)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.samples import fit_tail
 from tts.strategies.spawn_parsers import PARSERS, ChildSpec
 from tts.kernel.context import Context

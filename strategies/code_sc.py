@@ -9,7 +9,7 @@ from functools import partial
 
 from pydantic import Field
 
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.self_consistency import SCConfig, sample
 from tts.kernel.errors import ConfigError
 from tts.kernel.context import Context

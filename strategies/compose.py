@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tts import strategies
-from tts.strategies import StrategySpec, register
+import tts.strategies.registry as strategies
+from tts.strategies.registry import StrategySpec, register
 from tts.kernel.context import Context
 from tts.kernel.errors import ConfigError
 from tts.kernel.types import Answer, Frozen, Problem

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from tts.kernel.confidence import calibrate
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, ConfidenceStop, Frozen, GenerateRequest, Problem, Sample
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.kit import stopping
 from tts.kit.aggregate import vote_counts
 from tts.strategies.samples import (StopName, VoteRule, answer_from, canonical, outcome_sample, to_sample,

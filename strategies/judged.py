@@ -11,7 +11,8 @@ from tts.kernel.context import Context
 from tts.kernel.errors import ConfigError
 from tts.kernel.types import Answer, Frozen, Problem, Sample
 from tts.kit import judging
-from tts.strategies import StrategySpec, register, scorers
+import tts.strategies.scorers as scorers
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.samples import answer_from, canonical, needs_samples
 from tts.strategies.self_consistency import SCConfig, sample
 

@@ -13,7 +13,7 @@ from functools import partial
 
 from pydantic import Field, field_validator
 
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.plan_parser import PlanError, PlanTask, StreamingPlanParser, substitute
 from tts.kernel.context import Context
 from tts.tools.registry import Tool, ToolError

@@ -15,7 +15,7 @@ from pydantic import Field
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Problem, Sample
 from tts.kit.open_choice import clusters, medoid, usc_messages, usc_pick
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.samples import answer_from, fit_tail, needs_samples
 from tts.strategies.self_consistency import SCConfig, sample
 

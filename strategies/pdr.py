@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.samples import VoteRule, answer_from, canonical, fit_tail, outcome_sample, to_sample
 from tts.kit.aggregate import vote_counts
 from tts.kernel.context import Context

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field
 
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.plan_parser import parse_call
 from tts.kernel.context import Context
 from tts.tools.registry import ToolError

@@ -10,7 +10,7 @@ from tts.kernel.context import Context
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Problem, Sample
 from tts.kit.probe import ProbeConfig, run_probed
 from tts.kit.prune import PruneConfig, PruneRecord, inherit_votes, run_pruned
-from tts.strategies import StrategySpec, register
+from tts.strategies.registry import StrategySpec, register
 from tts.strategies.samples import StopName, VoteRule, answer_from, outcome_sample, to_sample, vote_stop_rule
 
 
