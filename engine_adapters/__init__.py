@@ -87,6 +87,11 @@ def default_engine() -> str:
     return "vllm"
 
 
+_GENERAL = {"seed", "traces"}  # the run's seed reaches the engines that take one; --traces is checked below
+_FLAGS = {"accuracy": "sim-accuracy", "latency_per_token_s": "sim-latency", "timeout_s": "request-timeout",
+          "deadline_s": "replica-deadline"}
+
+
 def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
     """The typed spec of engine `kind` from options (unset ones dropped); an unknown kind or bad value is a
     ConfigError, raised before anything starts."""
@@ -98,6 +103,11 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
     spec_type = _KINDS[kind].spec
     engine_args, request_args = options.pop("engine_args", None) or {}, options.pop("request_args", None) or {}
     given = {k: v for k, v in options.items() if v is not None and k in spec_type.model_fields}
+    stray = [k for k, v in options.items() if v not in (None, (), [], {}) and k not in spec_type.model_fields
+             and k not in _GENERAL]
+    if stray:  # an option for another engine is a mistake to name, not to drop
+        flags = ", ".join(f"--{_FLAGS.get(k, k.replace('_', '-'))}" for k in sorted(stray))
+        raise ConfigError(f"{flags} does not apply to the {kind} engine")
     if engine_args and kind != "vllm":
         raise ConfigError(f"--engine-arg applies to the vllm engine, not '{kind}'"
                           + ("; request extras go in --request-arg" if kind == "openai" else ""))

@@ -76,6 +76,10 @@ CASES = [
     (["--task", "humaneval", "-o", "probe={}"], "no answer to probe"),
     (["--task", "humaneval", "--prune", "--prune-opt", "signal=probe"], "no answer to probe"),
     (["--resume", "--run-id", "never-ran"], "nothing to resume"),
+    # an engine option for another engine is named, not dropped
+    (["--route", "least-loaded"], "--route does not apply to the sim engine"),
+    (["--request-timeout", "5", "--replica-deadline", "3"],
+     "--replica-deadline, --request-timeout does not apply to the sim engine"),
 ]
 
 

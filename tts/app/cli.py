@@ -70,7 +70,7 @@ def solve(
         spec, config = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
         t = tasks.get(task)
         problem = Problem(id="q", question=question)
-        eng = await make_engine(engine, model=model, base_url=base_url, problems=[problem], seed=seed)
+        eng = await make_engine(engine, model=model, base_url=base_url, route=route, problems=[problem], seed=seed)
         try:
             row = (await solve_one(eng, t, spec, config, problem, _budget(budget_tokens, None, budget_seconds))).row
         finally:
@@ -129,8 +129,8 @@ def eval_(
                                                       "rounds to the problems whose votes are least settled (sc; -n "
                                                       "caps a problem, default 16)"),
     price: Optional[str] = typer.Option(None, help="the engine's price: PROMPT,COMPLETION[,CACHED] USD per 1M tokens"),
-    sim_accuracy: float = typer.Option(0.7, help="engine sim: probability a sample is right"),
-    sim_latency: float = typer.Option(0.001, help="engines sim and replay: seconds per token"),
+    sim_accuracy: Optional[float] = typer.Option(None, help="engine sim: probability a sample is right (0.7)"),
+    sim_latency: Optional[float] = typer.Option(None, help="engines sim and replay: seconds per token (0.001)"),
     traces: Optional[Path] = typer.Option(None, help="engine replay: recorded traces (from a run with --record)"),
     record: bool = typer.Option(False, "--record", help="record every completion to RUN/recorded_traces.jsonl, to "
                                 "replay strategies on later with --engine replay --traces"),
@@ -316,7 +316,8 @@ def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
           base_url: Optional[str] = typer.Option(None, help="upstream OpenAI-compatible server (engine openai)"),
           task: str = typer.Option("chat", help="how answers are read and voted (chat: tool calls, JSON and whole texts; a benchmark task for its answers); a request picks another with <strategy>@<task>:<model>"),
           host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100),
-          sim_accuracy: float = typer.Option(0.7), sim_latency: float = typer.Option(0.001)) -> None:
+          sim_accuracy: Optional[float] = typer.Option(None, help="engine sim: probability a sample is right (0.7)"),
+          sim_latency: Optional[float] = typer.Option(None, help="engine sim: seconds per token (0.001)")) -> None:
     """Serve /v1/chat/completions, /v1/messages (Anthropic) and /v1/models; the model name picks the strategy (e.g. sc8:qwen, usc8:qwen, sc8@gsm8k:qwen)."""
     from tts.kernel.errors import require
 

@@ -107,7 +107,8 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                   # rows left out because their gold cannot be read: counted here, listed in the run folder
                   **({"unreadable_golds": len(unreadable)} if unreadable else {}),
                   "reasoning": spec.reasoning.model_dump() if spec.reasoning else None, "price": spec.price, "manifest": manifest(spec),
-                  **({"sim": {"accuracy": spec.sim_accuracy, "latency_per_token_s": spec.sim_latency}}
+                  **({"sim": {"accuracy": 0.7 if spec.sim_accuracy is None else spec.sim_accuracy,
+                              "latency_per_token_s": 0.001 if spec.sim_latency is None else spec.sim_latency}}
                      if kind == "sim" else {}),
                   **({"traces": str(spec.traces)} if spec.traces else {})}
     if spec.executor == "ray":

@@ -50,8 +50,9 @@ class RunSpec(BaseModel):
     # one budget for the whole run, allocated across problems in rounds (tts/kit/allocation.py); n caps a problem
     budget_tokens_total: int | None = Field(None, ge=1)
     price: str | None = None  # "PROMPT,COMPLETION[,CACHED]" USD per million tokens, for the money budget
-    sim_accuracy: float = Field(0.7, ge=0.0, le=1.0)
-    sim_latency: float = Field(0.001, ge=0.0)  # the simulator's, and the replay's, seconds per token
+    # None: the engine's own default (0.7, 0.001 s); set for an engine that has no such option, it is an error
+    sim_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    sim_latency: float | None = Field(None, ge=0.0)  # the simulator's, and the replay's, seconds per token
     traces: Path | None = None  # engine replay: the recorded traces to serve
     record: bool = False  # record every completion into the run folder (recorded_traces.jsonl), for replays
     # pruning's settings are declared once, in PruneConfig: `true` means its defaults, a table sets some of them
