@@ -25,8 +25,10 @@ from tts.strategies.registry import StrategySpec, register
 from tts.strategies.samples import VoteRule, answer_from, canonical, fit_tail, outcome_sample, to_sample
 from tts.kit.aggregate import vote_counts
 from tts.kernel.context import Context
-from tts.kit.probe import ProbeConfig, run_probed
-from tts.kit.prune import PruneConfig, run_pruned
+from tts.kit.probe import ProbeConfig
+from tts.strategies.probed import run_probed
+from tts.kit.prune import PruneConfig
+from tts.strategies.pruned import run_pruned
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample, Usage
 from tts.kit.voting import semantic_entropy
 
@@ -55,7 +57,7 @@ class PDRConfig(Frozen):
     vote: VoteRule = "majority"
     seed: int = 0
     prune: PruneConfig | None = None  # prune redundant drafts of a round while they stream
-    probe: ProbeConfig | None = None  # stop a round's drafts once their probed answers agree (tts/kit/probe.py)
+    probe: ProbeConfig | None = None  # stop a round's drafts once their probed answers agree (strategies/probed.py)
 
 
 class SRConfig(PDRConfig):

@@ -8,8 +8,10 @@ from pydantic import Field, model_validator
 from tts.kit import stopping
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, Frozen, GenerateRequest, Problem, Sample
-from tts.kit.probe import ProbeConfig, run_probed
-from tts.kit.prune import PruneConfig, PruneRecord, inherit_votes, run_pruned
+from tts.kit.probe import ProbeConfig
+from tts.strategies.probed import run_probed
+from tts.kit.prune import PruneConfig, PruneRecord, inherit_votes
+from tts.strategies.pruned import run_pruned
 from tts.strategies.registry import StrategySpec, register
 from tts.strategies.samples import StopName, VoteRule, answer_from, outcome_sample, to_sample, vote_stop_rule
 
@@ -34,7 +36,7 @@ class SCConfig(Frozen):
     in_flight: int | None = Field(None, ge=1)
     # Redundancy pruning of in-flight samples (they stream; see tts/kit/prune.py); None = off.
     prune: PruneConfig | None = None
-    # Probe consensus: stop the samples once their probed current answers agree (tts/kit/probe.py); None = off.
+    # Probe consensus: stop the samples once their probed current answers agree (strategies/probed.py); None = off.
     probe: ProbeConfig | None = None
 
     @model_validator(mode="after")

@@ -89,7 +89,8 @@ async def test_early_probes_agreeing_on_an_intermediate_quantity_wait_for_a_fini
 async def test_a_probe_ends_with_the_tasks_own_answer_cue_and_code_is_not_probed():
     from tts.kernel.errors import ConfigError
     from tts.kernel.types import GenerateRequest, Message
-    from tts.kit.watched import PROBE_LEAD, probe_answers
+    from tts.kit.watched import PROBE_LEAD
+    from tts.strategies.watched import probe_answers
     from tts.tasks import get as task
 
     asked = []

@@ -93,7 +93,7 @@ def tools(raw: Any, choice: Any) -> tuple[dict, ...] | None:
     name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
     chosen = [t for t in out if t["function"]["name"] == name]
     if not chosen:
-        raise ConfigError(f"'tool_choice' must be 'none', 'auto', 'required' or a function among 'tools'")
+        raise ConfigError("'tool_choice' must be 'none', 'auto', 'required' or a function among 'tools'")
     return tuple(chosen)
 
 

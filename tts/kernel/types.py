@@ -199,7 +199,7 @@ class Sample(Frozen):
     completion_tokens: int
     # "inherited": pruned as redundant, and voting as the kept trace it was judged redundant with (see tts/prune.py)
     # "lowconf": ended by a confidence stop (DeepConf online); it casts no vote. "probed": stopped when the group's
-    # probed answers agreed (tts/kit/probe.py); it votes with its last probed answer
+    # probed answers agreed (strategies/probed.py); it votes with its last probed answer
     status: Literal["ok", "error", "cancelled", "pruned", "budget", "inherited", "lowconf", "probed"] = "ok"
     error: str | None = None
     stats: TraceStats | None = None
