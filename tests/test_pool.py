@@ -193,7 +193,7 @@ async def test_a_problems_calls_stay_together_even_when_their_prompts_diverge():
         from tts.kernel.trace import Tracer
 
         before = [r.finished for r in replicas]
-        ctx = Context(pool, task=task, tracer=Tracer(run=p.id))
+        ctx = Context(pool, task=task, tracer=Tracer(run=p.id), route_key=p.id)
         await spec.run(ctx, p, make_config(spec, drafts=3, rounds=2))
         used = [i for i, r in enumerate(replicas) if r.finished != before[i]]
         assert len(used) == 1

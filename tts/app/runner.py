@@ -126,7 +126,8 @@ async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any,
     the problem has a gold answer), the DAG and telemetry. A strategy's failure is recorded on the row."""
     # `run` names the trace when a problem is solved in several draws (a job-level budget): one timeline per draw
     tracer = Tracer(run=run or problem.id, sink=trace_sink, listener=listener)
-    ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task.bind(problem), reasoning=reasoning)
+    ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task.bind(problem), reasoning=reasoning,
+                  route_key=problem.id)
     t0 = time.monotonic()
     answer = error = correct = None
     try:

@@ -34,8 +34,12 @@ def _deadline(when: float | None):
 
 class Context:
     def __init__(self, engine: Engine, *, budget: Budget | None = None, tracer: Tracer | None = None,
-                 task: Any = None, reasoning: ReasoningConfig | None = None, judge: Engine | None = None) -> None:
+                 task: Any = None, reasoning: ReasoningConfig | None = None, judge: Engine | None = None,
+                 route_key: str | None = None) -> None:
         self.engine = engine
+        # calls with one key go to one replica of a routing engine, whose prefix cache holds what they share: the
+        # runner sets it to the problem being solved; None leaves routing to the prompt
+        self.route_key = route_key
         self.judge = judge  # the engine verifiers and judges call (None: the policy's own engine)
         self.verifying = False  # calls made here are verification: charged to the one budget, reported apart
         self.reasoning = reasoning  # a reasoning model: completions are split into thinking and answer
@@ -57,7 +61,8 @@ class Context:
         return self._sub(self.judge or self.engine, self.task, None, True)
 
     def _sub(self, engine: Engine, task: Any, reasoning: ReasoningConfig | None, verifying: bool) -> "Context":
-        sub = Context(engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=reasoning, judge=self.judge)
+        sub = Context(engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=reasoning, judge=self.judge,
+                      route_key=self.route_key)
         sub._parent = self
         sub.verifying = verifying
         return sub
@@ -187,8 +192,8 @@ class Context:
         """The one path of every engine call: reserve, call, settle, charge, trace. `run` reports the tokens
         generated so far in progress[0] (a stream does), so that a call that ends early is charged what it spent."""
         request, reserved = await self._reserve(request)
-        if request.route_key is None and self.engine.capabilities.routes and self.tracer.run != Tracer.UNNAMED:
-            request = request.model_copy(update={"route_key": self.tracer.run})  # keep the problem's calls together
+        if request.route_key is None and self.route_key is not None and self.engine.capabilities.routes:
+            request = request.model_copy(update={"route_key": self.route_key})  # keep the problem's calls together
         node = self.tracer.add_call()
         key = request.prompt if request.prompt is not None else request.messages
         prompt = self.tracer.prompt_id(key, lambda: request.prompt if request.prompt is not None else
