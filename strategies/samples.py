@@ -27,7 +27,7 @@ def to_sample(ctx: Context, index: int, completion: Completion, window: int = 64
         return Sample(index=index, text=completion.text, answer=None, completion_tokens=completion.completion_tokens,
                       status="lowconf", stats=stats, thinking_tokens=completion.thinking_tokens)
     answer = ctx.task.read(completion)
-    ctx.emit("partial_answer", answer=answer)  # anytime consumers (the server's stream) watch these
+    ctx.answered(answer)
     return Sample(index=index, text=completion.text, answer=answer, completion_tokens=completion.completion_tokens,
                   stats=stats, thinking_tokens=completion.thinking_tokens, tool_calls=completion.tool_calls)
 

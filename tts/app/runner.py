@@ -120,14 +120,14 @@ class Solved:
 
 async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any, problem: Problem,
                     budget: BudgetConfig, trace_sink=None, *,
-                    listener: Callable[[dict[str, Any]], None] | None = None,
+                    on_answer: Callable[[str | None], None] | None = None,
                     reasoning: ReasoningConfig | None = None, run: str | None = None) -> Solved:
     """The one path of a problem through a strategy, for every front door: context, budget, trace, grading (when
     the problem has a gold answer), the DAG and telemetry. A strategy's failure is recorded on the row."""
     # `run` names the trace when a problem is solved in several draws (a job-level budget): one timeline per draw
-    tracer = Tracer(run=run or problem.id, sink=trace_sink, listener=listener)
+    tracer = Tracer(run=run or problem.id, sink=trace_sink)
     ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task.bind(problem), reasoning=reasoning,
-                  route_key=problem.id)
+                  route_key=problem.id, on_answer=on_answer)
     t0 = time.monotonic()
     answer = error = correct = None
     try:

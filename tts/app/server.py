@@ -158,8 +158,8 @@ def build_app(engine, task_name: str = "chat", upstream: str = "model", max_toke
                                        "completion_tokens": u.verify_completion_tokens}
         return out
 
-    async def solve(spec, config, problem, think, task, listener=None):
-        solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), listener=listener,
+    async def solve(spec, config, problem, think, task, on_answer=None):
+        solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), on_answer=on_answer,
                                  reasoning=think)
         why = wire.failure(solved.answer, solved.row.get("error"))
         if why is not None:
@@ -269,9 +269,9 @@ def build_app(engine, task_name: str = "chat", upstream: str = "model", max_toke
 
             answers: list[str] = []
 
-            def consensus(event: dict) -> None:
-                if event["kind"] == "partial_answer" and event.get("answer") is not None:
-                    answers.append(event["answer"])
+            def consensus(answer: str | None) -> None:
+                if answer is not None:
+                    answers.append(answer)
                     queue.put_nowait("tick")
 
             stats["in_flight"] += 1
@@ -283,7 +283,7 @@ def build_app(engine, task_name: str = "chat", upstream: str = "model", max_toke
 
             try:
                 async with asyncio.TaskGroup() as tg:
-                    work = tg.create_task(settled(solve(spec, config, problem, think, task, listener=consensus)))
+                    work = tg.create_task(settled(solve(spec, config, problem, think, task, on_answer=consensus)))
                     work.add_done_callback(lambda _t: queue.put_nowait("done"))
                     yield chunk({"role": "assistant", "content": ""})
                     while True:

@@ -35,8 +35,10 @@ def _deadline(when: float | None):
 class Context:
     def __init__(self, engine: Engine, *, budget: Budget | None = None, tracer: Tracer | None = None,
                  task: Any = None, reasoning: ReasoningConfig | None = None, judge: Engine | None = None,
-                 route_key: str | None = None) -> None:
+                 route_key: str | None = None, on_answer: Callable[[str | None], None] | None = None) -> None:
         self.engine = engine
+        # anytime consumers (the server's streamed consensus) hear each sample's answer as it is read
+        self.on_answer = on_answer
         # calls with one key go to one replica of a routing engine, whose prefix cache holds what they share: the
         # runner sets it to the problem being solved; None leaves routing to the prompt
         self.route_key = route_key
@@ -62,7 +64,7 @@ class Context:
 
     def _sub(self, engine: Engine, task: Any, reasoning: ReasoningConfig | None, verifying: bool) -> "Context":
         sub = Context(engine, budget=self.budget, tracer=self.tracer, task=task, reasoning=reasoning, judge=self.judge,
-                      route_key=self.route_key)
+                      route_key=self.route_key, on_answer=self.on_answer)
         sub._parent = self
         sub.verifying = verifying
         return sub
@@ -82,6 +84,12 @@ class Context:
     @property
     def path(self) -> Path:
         return current_path.get()
+
+    def answered(self, answer: str | None) -> None:
+        """A sample's answer has been read: traced (the timeline marks it) and handed to the run's listener."""
+        self.tracer.emit("partial_answer", answer=answer)
+        if self.on_answer is not None:
+            self.on_answer(answer)
 
     def emit(self, kind: str, **data: Any) -> None:
         self.tracer.emit(kind, **data)

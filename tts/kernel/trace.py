@@ -49,11 +49,9 @@ class Tracer:
 
     UNNAMED = "run"  # a tracer made without a run name (a one-off context); a batch names it after the problem
 
-    def __init__(self, run: str = UNNAMED, sink: IO[str] | None = None,
-                 listener: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, run: str = UNNAMED, sink: IO[str] | None = None) -> None:
         self.run = run
         self.sink = sink
-        self.listener = listener  # sees each event as it is emitted (a server streams the consensus from these)
         self.events: list[dict[str, Any]] = []
         self._flushed = 0
         self._nodes: dict[str, dict[str, Any]] = {path_id(ROOT): {"kind": "root", "status": "running"}}
@@ -79,8 +77,6 @@ class Tracer:
     def emit(self, kind: str, **data: Any) -> dict[str, Any]:
         data.update(run=self.run, t=round(time.monotonic() - self._t0, 6), path=list(current_path.get()), kind=kind)
         self.events.append(data)
-        if self.listener is not None:
-            self.listener(data)
         return data
 
     def flush(self) -> None:
