@@ -146,6 +146,9 @@ class SimulatedEngine(EngineBase):
             return scripted, tokens, c.prefill_s + tokens * c.latency_per_token_s, finish
         prompt = request.prompt_text()
         greedy = request.temperature == 0.0
+        if "\n\n" in request.stop:  # one reasoning step (beam search asks for them one at a time)
+            return self._step(request, prompt, _rng(c.seed, prompt, None if greedy else request.seed,
+                                                    0 if greedy else choice, "step"))
         rng = _rng(c.seed, prompt, None if greedy else request.seed, 0 if greedy else choice)
         budget = min(request.max_tokens, rng.randint(c.min_tokens, c.max_tokens))
         gold = self._oracle(prompt)
@@ -166,6 +169,26 @@ class SimulatedEngine(EngineBase):
         text = " ".join(words + closing.split())
         tokens = max(1, len(text.split()))
         return text, tokens, c.prefill_s + tokens * c.latency_per_token_s, finish
+
+    def _step(self, request: GenerateRequest, prompt: str, rng: random.Random) -> tuple[str, int, float, str]:
+        """The next step of the trace the request continues: a filler sentence (a slip with probability 1 -
+        accuracy), or, more likely the more steps it has, its closing line, wrong if any step slipped."""
+        c = self.config
+        so_far = request.messages[-1].content if request.continue_final and request.messages else ""
+        steps = so_far.count("\n\n") + bool(so_far.strip())
+        if rng.random() < min(1.0, steps / 3):
+            gold = self._oracle(prompt)
+            if gold is None:
+                answer = str(rng.randint(1, 100))
+            elif sim_judge.SLIP in so_far:
+                answer = _wrong(gold, _rng(c.seed, prompt, "wrong", rng.randrange(c.wrong_answers)))
+            else:
+                answer = gold
+            text = f"The answer is {answer}."
+        else:
+            text = rng.choice(_FILLER) + (sim_judge.SLIP if rng.random() >= c.accuracy else "")
+        tokens = len(text.split())
+        return text, tokens, c.prefill_s + tokens * c.latency_per_token_s, "stop"
 
     def _slot(self) -> "_Slot":
         """One of the simulator's slots, with its counters; a cancel while inside counts as an abort."""

@@ -14,6 +14,10 @@ from collections import Counter
 from tts.kit.judging import PAIR_CUE, SELECT_CUE, VERIFY_CUE
 from tts.kit.open_choice import USC_CUE
 
+# a reasoning step that went wrong, as the simulator writes it when it reasons step by step (a request that stops at
+# a blank line): every later answer of that trace is wrong, and the simulator's verifier scores a partial solution
+# down for it, as a process reward model would
+SLIP = " Hmm, I may have misread a quantity."
 _STATED = re.compile(r"The answer is (.+?)\.(?:\s|$)")
 _SURE = 0.9  # the verdict token's probability; the alternative gets the rest
 
@@ -32,8 +36,9 @@ def verdict(prompt: str, gold: str | None, accuracy: float, rng: random.Random
     """(verdict text, its logprobs) when `prompt` is a judge prompt, else None."""
     honest = rng.random() < accuracy
     if VERIFY_CUE in prompt:
-        solution = prompt.split("\n\nProposed solution:\n", 1)[-1]
-        right = gold is not None and _answer(solution) == gold
+        solution = prompt.split("\n\nProposed solution:\n", 1)[-1].split(VERIFY_CUE)[0]
+        stated = _answer(solution)
+        right = SLIP not in solution if stated is None else (gold is not None and stated == gold)
         return _token("Yes" if right == honest else "No", ("Yes", "No"))
     if PAIR_CUE in prompt:
         parts = _sections(prompt.split(PAIR_CUE)[0], "Solution")

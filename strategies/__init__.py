@@ -18,6 +18,7 @@ from tts.strategies import compose  # noqa: E402,F401
 from tts.strategies import deepconf  # noqa: E402,F401
 from tts.strategies import judged, reward_http  # noqa: E402,F401
 from tts.strategies import open_ended  # noqa: E402,F401
+from tts.strategies import beam  # noqa: E402,F401
 
 for _plugin in entry_points(group="tts.strategies"):
     try:

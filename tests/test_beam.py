@@ -1,0 +1,55 @@
+"""Beam search and DVTS over reasoning steps: the scorer, not luck, picks the beams that survive (on the simulator,
+whose steps slip with a set probability and whose verifier scores partial solutions down for a slip)."""
+import asyncio
+
+import pytest
+
+from tts import tasks
+from tts.app.runner import resolve_strategy, solve_one
+from tts.engine_adapters.sim import SimConfig, SimulatedEngine
+from tts.kernel.budget import BudgetConfig
+from tts.kernel.errors import ConfigError
+from tts.kernel.types import Problem
+
+PROBLEMS = [Problem(id=f"p{i}", question=f"Question number {i}: what is {i} plus {i}?", gold=str(2 * i))
+            for i in range(30)]
+
+
+def run_all(strategy: str, judge_accuracy: float):
+    engine = SimulatedEngine.for_problems(PROBLEMS, SimConfig(accuracy=0.6, latency_per_token_s=0.0,
+                                                              judge_accuracy=judge_accuracy))
+    spec, config = resolve_strategy(strategy, {})
+
+    async def go():
+        return [await solve_one(engine, tasks.get("gsm8k"), spec, config, p, BudgetConfig()) for p in PROBLEMS]
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("strategy", ["beam(n=8, width=4, pick='best')", "beam(n=8, width=2, dvts=True)"])
+def test_a_good_scorer_steers_the_search(strategy):
+    guided = run_all(strategy, judge_accuracy=0.9)
+    blind = run_all(strategy, judge_accuracy=0.5)  # the verifier's verdicts are coin flips
+    right = lambda runs: sum(bool(s.row.get("correct")) for s in runs)  # noqa: E731
+    print(strategy, "guided", right(guided), "blind", right(blind))
+    assert right(guided) >= 26 and right(guided) - right(blind) >= 8
+    for s in guided:
+        assert s.usage.verify_calls >= s.answer.meta["rounds"]  # every round's beams were scored, reported apart
+        assert s.answer.meta["finished"] == len(s.answer.samples) >= 1
+
+
+def test_dvts_keeps_one_beam_per_subtree():
+    from tts.strategies.beam import Beam, BeamConfig, _keep
+
+    beams = [Beam(text=str(i), tree=i % 2, score=s) for i, s in enumerate([0.1, 0.2, 0.9, 0.8, 0.5, 0.3])]
+    assert [b.text for b in _keep(beams, BeamConfig(n=4, width=2, dvts=True))] == ["2", "3"]
+    assert [b.text for b in _keep(beams, BeamConfig(n=4, width=2))] == ["2", "3"]
+    assert [b.text for b in _keep(beams, BeamConfig(n=6, width=2))] == ["2", "3", "4"]
+
+
+@pytest.mark.parametrize("expr,named", [("beam(n=6, width=4)", "multiple of width"),
+                                        ("beam(scorer='pairwise')", "needs a score per beam"),
+                                        ("beam(scorer='nope')", "unknown scorer")])
+def test_bad_beam_configs_are_config_errors(expr, named):
+    with pytest.raises(ConfigError, match=named):
+        resolve_strategy(expr, {})
