@@ -12,6 +12,7 @@ if str(ROOT) not in sys.path:
 
 from tts import strategies  # noqa: E402
 from tts.app.runner import read_finished, run_eval  # noqa: E402
+from tts.app.session import Session  # noqa: E402
 
 RUNS = ROOT / "results" / "runs"
 BENCH = ROOT / "results" / "bench"
@@ -33,7 +34,7 @@ async def evaluate(engine, task, name: str, config, problems, run_name: str, con
     identity = {"strategy": name, "task": task.name, "strategy_config": config.model_dump(), "seed": 0,
                 "engine": type(engine).__name__, "data": run_name, "model": getattr(engine, "model", None)}
     t0 = time.perf_counter()
-    summary = await run_eval(engine, task, strategies.get(name), config, problems, run_dir, identity,
+    summary = await run_eval(Session(engine, task, strategies.get(name), config), problems, run_dir, identity,
                              resume=(run_dir / "config.json").exists(), concurrency=concurrency, progress=False)
     figures = {k: summary[k] for k in SUMMARY_KEYS}
     figures["wall_seconds_this_session"] = round(time.perf_counter() - t0, 2)

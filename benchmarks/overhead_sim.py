@@ -33,6 +33,7 @@ from tts import tasks  # noqa: E402
 from tts.engine_adapters.sim import SimConfig, SimulatedEngine  # noqa: E402
 from tts.strategies.self_consistency import SCConfig  # noqa: E402
 from tts.app.runner import run_eval  # noqa: E402
+from tts.app.session import Session  # noqa: E402
 from tts.kernel.types import ConfidenceStop, GenerateRequest, Problem  # noqa: E402
 from tts.strategies.samples import answer_from, outcome_sample, to_sample  # noqa: E402
 
@@ -84,7 +85,7 @@ async def one(latency: float, out: Path, stream: bool = False, chunk_tokens: int
     ideal = ideal_makespan(engine, task, probs, config)
     spec = strategies.StrategySpec("sc-streamed", sc_streamed, SCConfig) if stream else strategies.get("sc")
     t0, c0 = time.perf_counter(), time.process_time()
-    summary = await run_eval(engine, task, spec, config, probs, out, {}, concurrency=IN_FLIGHT, progress=False)
+    summary = await run_eval(Session(engine, task, spec, config), probs, out, {}, concurrency=IN_FLIGHT, progress=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert summary["problems"] == PROBLEMS and engine.finished == PROBLEMS * N
     return wall, ideal, engine.max_in_flight, cpu

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from tts import strategies, tasks  # noqa: E402
 from tts.app.runner import run_eval  # noqa: E402
+from tts.app.session import Session  # noqa: E402
 from tts.engine_adapters.pool import EnginePool  # noqa: E402
 from tts.engine_adapters.sim import SimConfig, SimulatedEngine  # noqa: E402
 from tts.kernel.types import Problem  # noqa: E402
@@ -36,7 +37,7 @@ async def one(k: int, out: Path) -> dict:
     pool = EnginePool(replicas, policy="affinity", capacity=SLOTS)
     config = SCConfig(n=N, early_stop=False, batch=False)
     t0 = time.perf_counter()
-    summary = await run_eval(pool, tasks.get("gsm8k"), strategies.get("sc"), config, probs, out, {},
+    summary = await run_eval(Session(pool, tasks.get("gsm8k"), strategies.get("sc"), config), probs, out, {},
                              concurrency=2 * k * SLOTS // N + k, progress=False)
     wall = time.perf_counter() - t0
     tokens = summary["completion_tokens"]

@@ -28,6 +28,7 @@ from tts.strategies.self_consistency import GreedyConfig, SCConfig  # noqa: E402
 from tts.kit.aggregate import majority, vote_counts  # noqa: E402
 from tts.engine_adapters.local_models import resolve  # noqa: E402
 from tts.app.runner import run_eval  # noqa: E402
+from tts.app.session import Session  # noqa: E402
 from tts.kernel.types import Sample  # noqa: E402
 
 MAX_LEN = 2048
@@ -40,11 +41,11 @@ async def phase_a(model: str, probs, task, max_tokens: int, tmp: Path) -> dict:
         await engine.generate(_req(task, probs[0], 8, 1))
         sc = SCConfig(n=8, max_tokens=max_tokens, early_stop=False, batch=True)
         t0 = time.perf_counter()
-        s_sc = await run_eval(engine, task, strategies.get("sc"), sc, probs, tmp / "sc", {}, concurrency=len(probs),
+        s_sc = await run_eval(Session(engine, task, strategies.get("sc"), sc), probs, tmp / "sc", {}, concurrency=len(probs),
                               progress=False)
         wall_sc = time.perf_counter() - t0
         t0 = time.perf_counter()
-        s_g = await run_eval(engine, task, strategies.get("greedy"), GreedyConfig(max_tokens=max_tokens), probs,
+        s_g = await run_eval(Session(engine, task, strategies.get("greedy"), GreedyConfig(max_tokens=max_tokens)), probs,
                              tmp / "greedy", {}, concurrency=len(probs), progress=False)
         wall_g = time.perf_counter() - t0
     finally:

@@ -24,6 +24,7 @@ from tts.strategies.pdr import PDRConfig, SRConfig  # noqa: E402
 from tts.strategies.self_consistency import GreedyConfig, SCConfig  # noqa: E402
 from tts.kit.curves import accuracy_at_n, rule_accuracy  # noqa: E402
 from tts.app.runner import read_finished, run_eval  # noqa: E402
+from tts.app.session import Session  # noqa: E402
 
 
 def configs(max_tokens: int) -> dict:
@@ -56,7 +57,7 @@ async def main(args) -> None:
                 run_dir = runs / f"{set_name}-{name}"
                 resume = (run_dir / "config.json").exists()
                 t0 = time.perf_counter()
-                s = await run_eval(engine, task, strategies.get(name), config, problems, run_dir,
+                s = await run_eval(Session(engine, task, strategies.get(name), config), problems, run_dir,
                                    {"strategy": name, "task": task_name, "data": str(path), "seed": 0,
                                     "strategy_config": config.model_dump(), "engine": "vllm", "model": args.model},
                                    resume=resume, concurrency=args.concurrency, progress=False)

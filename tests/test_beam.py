@@ -5,9 +5,8 @@ import asyncio
 import pytest
 
 from tts import tasks
-from tts.app.runner import resolve_strategy, solve_one
+from tts.app.session import Session, resolve_strategy
 from tts.engine_adapters.sim import SimConfig, SimulatedEngine
-from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import ConfigError
 from tts.kernel.types import Problem
 
@@ -21,7 +20,7 @@ def run_all(strategy: str, judge_accuracy: float):
     spec, config = resolve_strategy(strategy, {})
 
     async def go():
-        return [await solve_one(engine, tasks.get("gsm8k"), spec, config, p, BudgetConfig()) for p in PROBLEMS]
+        return [await Session(engine, tasks.get("gsm8k"), spec, config).solve(p) for p in PROBLEMS]
 
     return asyncio.run(go())
 

@@ -161,8 +161,9 @@ async def test_a_batch_run_restores_the_garbage_collector(problems, tmp_path):
     from tts import tasks
     from tts.strategies.self_consistency import SCConfig
     from tts.app.runner import run_eval
+    from tts.app.session import Session
     before = gc.get_threshold()
-    await run_eval(make_sim(problems), tasks.get("gsm8k"), strategies.get("sc"), SCConfig(n=2), problems[:2],
+    await run_eval(Session(make_sim(problems), tasks.get("gsm8k"), strategies.get("sc"), SCConfig(n=2)), problems[:2],
                    tmp_path / "run", {}, progress=False)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 

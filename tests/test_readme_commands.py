@@ -8,15 +8,15 @@ import pytest
 
 from tts import tasks
 from tts.app.cli import eval_
-from tts.app.runner import resolve_strategy
+from tts.app.session import resolve_strategy
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 BLOCK = re.search(r"On a GPU, with a process reward model.*?```bash\n(.*?)```", README, re.S).group(1)
 COMMANDS = [line.split("#")[0].strip() for line in BLOCK.splitlines() if line.strip().startswith("tts eval")]
 
 
-def test_the_block_has_the_three_settings():
-    assert len(COMMANDS) == 3
+def test_the_block_has_the_four_settings():
+    assert len(COMMANDS) == 4
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -31,4 +31,4 @@ def test_gpu_command_is_well_formed(command):
     assert set(values) <= flags, set(values) - flags
     tasks.get(values["--task"])
     spec, config = resolve_strategy(values["-s"])
-    assert spec.name in ("best-of-n", "compose")
+    assert spec.name in ("best-of-n", "compose", "beam")

@@ -2,9 +2,8 @@
 import pytest
 
 from tts import tasks
-from tts.app.runner import resolve_strategy, solve_one
+from tts.app.session import Session, resolve_strategy
 from tts.engine_adapters.sim import SimulatedEngine
-from tts.kernel.budget import BudgetConfig
 from tts.kernel.reasoning import ReasoningConfig
 from tts.kernel.types import Problem
 
@@ -36,7 +35,7 @@ def responder(calls):
 async def run(reasoning, calls, n=4):
     engine = SimulatedEngine.for_problems([P], responder=responder(calls))
     spec, config = resolve_strategy("sc", {"n": n, "max_tokens": 400, "early_stop": False})
-    return await solve_one(engine, tasks.get("gsm8k"), spec, config, P, BudgetConfig(), reasoning=reasoning)
+    return await Session(engine, tasks.get("gsm8k"), spec, config, reasoning=reasoning).solve(P)
 
 
 async def test_votes_see_the_answer_part_and_thinking_is_counted_apart():

@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_cli import tts
 from tts import tasks
-from tts.app.runner import resolve_strategy
+from tts.app.session import resolve_strategy
 from tts.engine_adapters.sim import SimConfig, SimulatedEngine
 from tts.kernel.budget import Budget, BudgetConfig
 from tts.kernel.context import Context

@@ -5,9 +5,8 @@ import json
 import pytest
 
 from tts import tasks
-from tts.app.runner import resolve_strategy, solve_one
+from tts.app.session import Session, resolve_strategy
 from tts.engine_adapters.sim import SimConfig, SimulatedEngine
-from tts.kernel.budget import BudgetConfig
 from tts.kernel.types import Completion, Message, Problem, ToolCall
 from tts.kit.structured import calls_of, call_key, check_schema, json_key, merge_calls
 
@@ -71,7 +70,7 @@ def test_the_chat_task_reads_a_sample_by_its_request():
 
 def _solve(engine, problem, strategy):
     spec, config = resolve_strategy(strategy, {})
-    return asyncio.run(solve_one(engine, tasks.get("chat"), spec, config, problem, BudgetConfig()))
+    return asyncio.run(Session(engine, tasks.get("chat"), spec, config).solve(problem))
 
 
 def test_voting_tool_calls_beats_one_sample_on_the_simulator():

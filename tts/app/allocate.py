@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tts.app.rows import ResultRow
-from tts.app.runner import RESULTS, TRACE, _mark, drop_partial_line, finish_run, solve_one
+from tts.app.runner import RESULTS, TRACE, _mark, drop_partial_line, finish_run
+from tts.app.session import Session
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.context import Context
 from tts.kernel.trace import json_line
@@ -67,10 +68,10 @@ def _votes(ctx: Context, p: _Problem) -> ProblemVotes:
     return ProblemVotes(votes=vote_counts(canonical(ctx, p.samples)), samples=p.attempts)
 
 
-async def run_allocated(engine, task, spec, sc_config, problems: list[Problem], run_dir: Path, config: dict,
-                        alloc: AllocationConfig, *, concurrency: int = 8, budget: BudgetConfig | None = None,
-                        reasoning=None) -> dict:
-    """`spec` is self-consistency's; the run folder is already prepared (runner.prepare_run_dir)."""
+async def run_allocated(session: Session, problems: list[Problem], run_dir: Path, config: dict,
+                        alloc: AllocationConfig, *, concurrency: int = 8) -> dict:
+    """The session's strategy is self-consistency; the run folder is already prepared (runner.prepare_run_dir)."""
+    engine, task, sc_config, budget = session.engine, session.task, session.config, session.budget
     state = {p.id: _Problem(p) for p in problems}
     drop_partial_line(run_dir / DRAWS)
     drop_partial_line(run_dir / ALLOCATION)
@@ -98,8 +99,8 @@ async def run_allocated(engine, task, spec, sc_config, problems: list[Problem], 
                                                    "early_stop": False})
                 own = budget or BudgetConfig()
                 limits = own.model_copy(update={"max_tokens": min(cap, own.max_tokens or cap)})
-                solved = await solve_one(engine, task, spec, cfg, p.problem, limits, trace,
-                                         reasoning=reasoning, run=f"{p.problem.id}@round{round_}")
+                solved = await session.solve(p.problem, trace_sink=trace, run=f"{p.problem.id}@round{round_}",
+                                             budget=limits, config=cfg)
             row = solved.row
             line = {"id": p.problem.id, "round": round_, "k": k, "samples": row.get("samples", []), "usage": row["usage"],
                     "seconds": row["seconds"], "finished_at": round(time.time(), 3),

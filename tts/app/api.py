@@ -43,33 +43,27 @@ async def solve(question: str | list[dict], *, strategy: str = "self-consistency
     checks them. The `chat` task (the default) votes tool calls and JSON objects in canonical form and whole texts
     as written (use `usc` or `medoid` to choose among open-ended texts); a benchmark task (`gsm8k`, `math500`, ...)
     votes its extracted answers."""
-    from tts import tasks
     from tts.app import wire
-    from tts.app.runner import resolve_strategy, solve_one
-    from tts.engine_adapters import make_engine
+    from tts.app.session import opened
+    from tts.engine_adapters.sim import SimulatedEngine
 
-    spec, config = resolve_strategy(strategy, options)
-    t = tasks.get(task)
     messages = wire.messages([{"role": "user", "content": question}] if isinstance(question, str) else question)
     asked = next((m.content for m in reversed(messages) if m.role == "user"), "")
     problem = Problem(id="q", question=asked, messages=None if isinstance(question, str) else messages,
                       tools=wire.tools(tools, None), response_format=wire.response_format(response_format))
-    owned = isinstance(engine, str)
-    eng = await make_engine(engine, model=model, base_url=base_url, problems=[problem]) if owned else engine
-    try:
-        solved = await solve_one(eng, t, spec, config, problem, budget or BudgetConfig())
-    finally:
-        if owned:
-            await eng.aclose()
+    engine_options = {"model": model, "base_url": base_url} if isinstance(engine, str) else {}
+    async with opened(engine, task=task, strategy=strategy, options=options, budget=budget, problems=[problem],
+                      **engine_options) as session:
+        solved = await session.solve(problem)
+        simulated = isinstance(session.engine, SimulatedEngine)
+    spec = session.strategy
     if solved.answer is None:
         raise TtsError(f"strategy '{spec.name}' failed: {solved.row.get('error')}")
     answer = solved.answer
-    from tts.engine_adapters.sim import SimulatedEngine
-
-    kind = engine if owned else type(engine).__name__
+    kind = engine if isinstance(engine, str) else type(engine).__name__
     return Result(answer=answer.answer, text=wire.response_text(answer), tool_calls=wire.chosen_calls(answer),
                   votes=answer.votes, usage=solved.usage, strategy=spec.name, engine=kind,
-                  simulated=isinstance(eng, SimulatedEngine), details=answer,
+                  simulated=simulated, details=answer,
                   trace=solved.tracer.events, dag=solved.tracer.dag_json())
 
 

@@ -63,19 +63,16 @@ def solve(
     as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
 ) -> None:
     """Solve one question and print the answer, the votes and the tokens spent."""
-    from tts.app.runner import solve_one
+    from tts.app.session import opened
     from tts.kernel.types import Problem
 
     async def go() -> dict:
-        spec, config = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
-        t = tasks.get(task)
         problem = Problem(id="q", question=question)
-        eng = await make_engine(engine, model=model, base_url=base_url, route=route, problems=[problem], seed=seed)
-        try:
-            row = (await solve_one(eng, t, spec, config, problem, _budget(budget_tokens, None, budget_seconds))).row
-        finally:
-            await eng.aclose()
-        return row
+        chosen = _strategy_config(strategy, n=n, temperature=temperature, max_tokens=max_tokens, seed=seed)
+        async with opened(engine, task=task, strategy=chosen, problems=[problem],
+                          budget=_budget(budget_tokens, None, budget_seconds), model=model, base_url=base_url,
+                          route=route, seed=seed) as session:
+            return (await session.solve(problem)).row
 
     row = _guard(go)
     if as_json:

@@ -23,6 +23,7 @@ from tts.kernel.budget import BudgetConfig, Price
 from tts.kernel.errors import ConfigError, DataError
 from tts.engine_adapters import engine_spec, open_engine
 from tts.app.spec import RunSpec, make_spec, parse_price, strategy_config  # noqa: F401  (re-exported)
+from tts.app.session import Session
 
 
 def load_job(path: Path, overrides: dict[str, Any]) -> list[RunSpec]:
@@ -67,7 +68,6 @@ def manifest(spec: RunSpec) -> dict[str, Any]:
 
 async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple[dict, Path]:
     """Run one spec; `engines` caches started engines by (kind, model, url) so that a job starts each once."""
-    from tts.app.runner import run_eval
 
     s, config = strategy_config(spec)
     t = tasks.get(spec.task)
@@ -141,24 +141,24 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
                 raise
         if own:
             try:
-                return await _run(engine, t, s, config, problems, spec, rid, run_config, progress, done, alloc)
+                return await _run(Session(engine, t, s, config, spec.budget(), spec.reasoning), problems, spec, rid,
+                                  run_config, progress, done, alloc)
             finally:
                 await engine.aclose()
         engines[key] = engine
-    return await _run(engines[key], t, s, config, problems, spec, rid, run_config, progress, done, alloc)
+    return await _run(Session(engines[key], t, s, config, spec.budget(), spec.reasoning), problems, spec, rid,
+                      run_config, progress, done, alloc)
 
 
-async def _run(engine, t, s, config, problems, spec, rid, run_config, progress, done, alloc):
+async def _run(session, problems, spec, rid, run_config, progress, done, alloc):
     from tts.app.runner import run_eval
 
     run_dir = spec.output / rid
     if alloc is not None:
         from tts.app.allocate import run_allocated
 
-        summary = await run_allocated(engine, t, s, config, problems, run_dir, run_config, alloc,
-                                      concurrency=spec.concurrency, budget=spec.budget(), reasoning=spec.reasoning)
+        summary = await run_allocated(session, problems, run_dir, run_config, alloc, concurrency=spec.concurrency)
         return summary, run_dir
-    summary = await run_eval(engine, t, s, config, problems, run_dir, run_config, resume=spec.resume,
-                             concurrency=spec.concurrency, budget=spec.budget(), progress=progress, done=done,
-                             reasoning=spec.reasoning)
+    summary = await run_eval(session, problems, run_dir, run_config, resume=spec.resume,
+                             concurrency=spec.concurrency, progress=progress, done=done)
     return summary, run_dir

@@ -26,7 +26,7 @@ class _Worker:
         from tts import tasks
         from tts.engine_adapters import make_engine
         from tts.app.spec import strategy_config
-        from tts.app.runner import solve_one
+        from tts.app.session import Session
 
         spec = self.spec
         task = tasks.get(spec.task)
@@ -35,13 +35,13 @@ class _Worker:
                                             responder=task.sim_responder(self.problems) if task.sim_responder else None,
                                             price=spec.engine_price())
         s, config = strategy_config(spec)
+        session = Session(self.engine, task, s, config, spec.budget(), spec.reasoning)
         by_id = {p.id: p for p in self.problems}
         sem = asyncio.Semaphore(spec.concurrency)
 
         async def one(pid: str) -> dict:
             async with sem:
-                solved = await solve_one(self.engine, task, s, config, by_id[pid], spec.budget(),
-                                         reasoning=spec.reasoning)
+                solved = await session.solve(by_id[pid])
                 row = solved.row
                 row["trace"] = solved.tracer.events
                 return row

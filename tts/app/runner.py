@@ -9,29 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import inspect
 import json
 import math
 import time
-import traceback
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from tqdm import tqdm
 
-from tts import strategies
-from tts.strategies import StrategySpec
-from tts.tasks import Task
-from tts.kernel.budget import Budget, BudgetConfig
-from tts.kernel.context import Context
-from tts.kernel.reasoning import ReasoningConfig
+from tts.app.session import Session
 from tts.kernel.engine import Engine
-from tts.kernel.errors import ConfigError, DataError, EngineUnavailable
-from tts.app.otel import export as export_spans
-from tts.app.rows import ResultRow
-from tts.kernel.trace import Tracer, json_line
-from tts.kernel.types import Answer, Problem, Usage
+from tts.kernel.errors import ConfigError, DataError
+from tts.kernel.trace import json_line
+from tts.kernel.types import Problem
 
 RESULTS, TRACE, SUMMARY, CONFIG = "results.jsonl", "trace.jsonl", "summary.json", "config.json"
 # Options that must match for --resume to continue a run rather than mix two different ones.
@@ -87,73 +77,6 @@ def drop_partial_line(path: Path) -> None:
         if keep != len(raw):
             with path.open("r+b") as f:
                 f.truncate(keep)
-
-
-def resolve_strategy(strategy: str, options: dict[str, Any] | None = None) -> tuple[StrategySpec, Any]:
-    """A strategy name or a composition (`sc8 | pdr(rounds=1)`) and its options, as a spec and a checked config:
-    the one way every front door (CLI, jobs, library, server, Ray) turns what a user asked for into a strategy.
-    Options left unset (None) are dropped; unknown or invalid ones are a ConfigError, before any engine starts."""
-    options = {k: v for k, v in (options or {}).items() if v is not None}
-    from tts.strategies.compose import is_composition, parse
-
-    if is_composition(strategy):
-        parse(strategy)
-        spec = strategies.get("compose")
-        return spec, strategies.make_config(spec, expr=strategy)
-    spec = strategies.get(strategy)
-    unknown = set(options) - set(spec.config.model_fields)
-    if unknown:
-        raise ConfigError(f"strategy '{spec.name}' has no option {', '.join(sorted(unknown))} "
-                          f"(it has: {', '.join(spec.config.model_fields)})")
-    return spec, strategies.make_config(spec, **options)
-
-
-@dataclass(frozen=True)
-class Solved:
-    """One problem solved: its result line, the strategy's Answer (None if it failed), trace and usage."""
-
-    row: dict[str, Any]
-    answer: Answer | None
-    tracer: Tracer
-    usage: Usage
-
-
-async def solve_one(engine: Engine, task: Task, spec: StrategySpec, config: Any, problem: Problem,
-                    budget: BudgetConfig, trace_sink=None, *,
-                    on_answer: Callable[[str | None], None] | None = None,
-                    reasoning: ReasoningConfig | None = None, run: str | None = None) -> Solved:
-    """The one path of a problem through a strategy, for every front door: context, budget, trace, grading (when
-    the problem has a gold answer), the DAG and telemetry. A strategy's failure is recorded on the row."""
-    # `run` names the trace when a problem is solved in several draws (a job-level budget): one timeline per draw
-    tracer = Tracer(run=run or problem.id, sink=trace_sink)
-    ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task.bind(problem), reasoning=reasoning,
-                  route_key=problem.id, on_answer=on_answer)
-    t0 = time.monotonic()
-    answer = error = correct = None
-    try:
-        answer = await spec.run(ctx, problem, config)
-    except EngineUnavailable:
-        raise
-    except Exception as e:  # a strategy bug or bad problem: recorded on its line, the batch goes on
-        error = f"{type(e).__name__}: {e}"
-        tracer.emit("problem_error", error=error, traceback=traceback.format_exc(limit=-4))
-    else:
-        correct = task.grade(problem, answer.answer) if task.gradable(problem) else None
-        if inspect.isawaitable(correct):
-            correct = await correct
-    seconds = round(time.monotonic() - t0, 4)
-    typed = (ResultRow.failed(problem.id, problem.gold, error, ctx.usage, seconds) if error is not None else
-             ResultRow.solved(problem.id, problem.gold, answer, None if correct is None else bool(correct), ctx.usage,
-                              seconds))
-    row = typed.line()
-    tracer.set_status("root", "error" if "error" in row else "done", seconds=row["seconds"])
-    # what the model saw, as lm-eval's --log_samples keeps it: the question, and each distinct prompt once (the
-    # call_start events name their prompt's id and carry the sampling parameters)
-    tracer.emit("inputs", question=problem.question, prompts=tracer.prompts)
-    tracer.emit("dag", dag=tracer.dag_json())
-    tracer.flush()
-    export_spans(tracer)  # OpenTelemetry, when TTS_OTEL names an exporter
-    return Solved(row, answer, tracer, ctx.usage)
 
 
 def summarize(rows: list[dict], config: dict, wall_s: float) -> dict:
@@ -295,12 +218,11 @@ def _batch_gc():
         gc.unfreeze()
 
 
-async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_config: Any, problems: list[Problem],
-                   run_dir: Path, config: dict, *, resume: bool = False, concurrency: int = 8,
-                   budget: BudgetConfig | None = None, progress: bool = True,
-                   done: dict[str, dict] | None = None, reasoning: ReasoningConfig | None = None) -> dict:
-    """`done`: the finished lines, when the caller has already prepared the run folder (before starting its
-    engine); otherwise the folder is prepared here."""
+async def run_eval(session: Session, problems: list[Problem], run_dir: Path, config: dict, *, resume: bool = False,
+                   concurrency: int = 8, progress: bool = True, done: dict[str, dict] | None = None) -> dict:
+    """Every problem through the session, `concurrency` at a time, each line written as it finishes. `done`: the
+    finished lines, when the caller has already prepared the run folder (before starting its engine); otherwise
+    the folder is prepared here."""
     if done is None:
         done = prepare_run_dir(run_dir, config, resume)
     todo = [p for p in problems if p.id not in done]
@@ -310,14 +232,14 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
     for p in todo:
         queue.put_nowait(p)
     _mark(run_dir, "start")
-    bar = tqdm(total=len(problems), initial=len(rows), desc=f"{spec.name}", unit="problem", disable=not progress)
+    bar = tqdm(total=len(problems), initial=len(rows), desc=f"{session.strategy.name}", unit="problem",
+               disable=not progress)
     with (run_dir / RESULTS).open("a", encoding="utf-8") as results, (run_dir / TRACE).open("a") as trace, \
             _batch_gc():
         async def worker() -> None:
             while not queue.empty():
                 problem = queue.get_nowait()
-                row = (await solve_one(engine, task, spec, strategy_config, problem, budget or BudgetConfig(),
-                                       trace, reasoning=reasoning)).row
+                row = (await session.solve(problem, trace_sink=trace)).row
                 row["finished_at"] = round(time.time(), 3)
                 results.write(json_line(row))
                 results.flush()
@@ -335,7 +257,7 @@ async def run_eval(engine: Engine, task: Task, spec: StrategySpec, strategy_conf
             raise group.exceptions[0] from None
         finally:
             bar.close()
-    return finish_run(run_dir, rows, config, engine)
+    return finish_run(run_dir, rows, config, session.engine)
 
 
 def finish_run(run_dir: Path, rows: list[dict], config: dict, engine: Engine, *, timed: list[dict] | None = None,

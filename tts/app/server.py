@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from tts import strategies, tasks
-from tts.app.runner import resolve_strategy, solve_one
+from tts.app.session import Session, resolve_strategy
 from tts.kernel.reasoning import EFFORT_BUDGETS, ReasoningConfig
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import ConfigError
@@ -86,7 +86,9 @@ def build_app(engine, task_name: str = "chat", upstream: str = "model", max_toke
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    tasks.get(task_name)
+    # the server's session: its engine, the default task and the reasoning-model handling; each request replaces the
+    # strategy, task and reasoning effort its model name and fields ask for
+    base = Session(engine, tasks.get(task_name), *resolve_strategy("self-consistency"), BudgetConfig(), reasoning)
     stats = {"requests": 0, "cancelled": 0, "in_flight": 0}
 
     def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
@@ -159,8 +161,8 @@ def build_app(engine, task_name: str = "chat", upstream: str = "model", max_toke
         return out
 
     async def solve(spec, config, problem, think, task, on_answer=None):
-        solved = await solve_one(engine, task, spec, config, problem, BudgetConfig(), on_answer=on_answer,
-                                 reasoning=think)
+        session = base.replace(task=task, strategy=spec, config=config, reasoning=think)
+        solved = await session.solve(problem, on_answer=on_answer)
         why = wire.failure(solved.answer, solved.row.get("error"))
         if why is not None:
             raise UpstreamFailed(why)

@@ -175,7 +175,7 @@ def parse_price(text: str) -> Price:
 
 def strategy_config(spec: RunSpec):
     """The run's strategy and config, through the one resolver every front door uses."""
-    from tts.app.runner import resolve_strategy
+    from tts.app.session import resolve_strategy
     from tts.strategies.compose import is_composition
 
     composed = is_composition(spec.strategy)
