@@ -90,9 +90,22 @@ async def test_vllm_adapter_in_process(gsm8k):
 
         # Through the context a single-sample call is streamed (vLLM's stream is metered): cancelled, it is charged
         # the tokens it generated; finished, it comes back as generate() gives it (logprobs, the confidence stop).
-        ctx = Context(engine)
+        from tts.kernel.engine import EngineWrapper
+
+        class Watching(EngineWrapper):  # sees the stream's chunks, so the cancel comes after tokens, on a busy host too
+            chunks = 0
+
+            async def stream(self, request):
+                async for chunk in self.inner.stream(request):
+                    Watching.chunks += 1
+                    yield chunk
+
+        ctx = Context(Watching(engine))
         task = asyncio.create_task(ctx.generate(chat("Count from 1 to 500.", max_tokens=1000)))
-        await asyncio.sleep(1.5)
+        for _ in range(600):
+            if Watching.chunks >= 3:
+                break
+            await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
