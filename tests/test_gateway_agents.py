@@ -149,3 +149,30 @@ def test_the_agents_sdk_example_calls_its_tool_through_the_gateway(gateway):
     said = asyncio.run(example.ask("What is the weather in Oslo for 3 days?", f"{gateway}/v1", "sc8:sim"))
     assert example.CALLS == [{"city": "Oslo", "days": 3}]  # the voted call reached the tool once
     assert "rain, 9 C" in said  # and the agent's last turn read its result
+
+
+def test_when_every_branch_fails_the_upstreams_error_comes_back_in_each_apis_shape():
+    """An upstream that refuses every call (a 400 from the model server), and one that is down: a 502 carrying the
+    upstream's own words, in OpenAI's and Anthropic's error shapes."""
+    import asyncio
+
+    from starlette.testclient import TestClient
+
+    from tests.fake_openai_server import FakeOpenAI
+    from tts.app.server import build_app
+    from tts.engine_adapters import make_engine
+
+    with FakeOpenAI(failures=[400] * 50) as upstream:
+        engine = asyncio.run(make_engine("openai", model="fake-model", base_url=upstream.url))
+        with TestClient(build_app(engine, upstream="fake")) as client:
+            r = client.post("/v1/chat/completions", json={"model": "sc4:fake", "messages": ASK})
+            assert r.status_code == 502 and r.json()["error"]["type"] == "upstream_error"
+            assert "scripted 400" in r.json()["error"]["message"]
+            a = client.post("/v1/messages", json={"model": "sc4:fake", "max_tokens": 64, "messages": ASK})
+            assert a.status_code == 502 and a.json()["type"] == "error" and "scripted 400" in a.json()["error"]["message"]
+        assert len(upstream.requests) >= 8  # every branch reached the upstream and failed there
+    with FakeOpenAI(model="m") as gone:  # up when the gateway starts, down when the request comes
+        down = asyncio.run(make_engine("openai", model="m", base_url=gone.url))
+    with TestClient(build_app(down, upstream="m")) as client:
+        r = client.post("/v1/chat/completions", json={"model": "greedy:m", "messages": ASK})
+        assert r.status_code == 502 and "not reachable" in r.json()["error"]["message"]

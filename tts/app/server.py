@@ -25,7 +25,7 @@ from tts import strategies, tasks
 from tts.app.session import Session, resolve_strategy
 from tts.kernel.reasoning import EFFORT_BUDGETS, ReasoningConfig
 from tts.kernel.budget import BudgetConfig
-from tts.kernel.errors import ConfigError
+from tts.kernel.errors import ConfigError, EngineUnavailable
 from tts.kernel.types import Answer, Problem, Usage
 from tts.app import anthropic_wire, wire
 
@@ -162,7 +162,10 @@ def build_app(engine, task_name: str = "chat", upstream: str = "model", max_toke
 
     async def solve(spec, config, problem, think, task, on_answer=None):
         session = base.replace(task=task, strategy=spec, config=config, reasoning=think)
-        solved = await session.solve(problem, on_answer=on_answer)
+        try:
+            solved = await session.solve(problem, on_answer=on_answer)
+        except EngineUnavailable as e:  # the upstream is down: its own words, as the API's error
+            raise UpstreamFailed(str(e)) from None
         why = wire.failure(solved.answer, solved.row.get("error"))
         if why is not None:
             raise UpstreamFailed(why)
