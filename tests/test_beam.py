@@ -52,3 +52,20 @@ def test_dvts_keeps_one_beam_per_subtree():
 def test_bad_beam_configs_are_config_errors(expr, named):
     with pytest.raises(ConfigError, match=named):
         resolve_strategy(expr, {})
+
+
+def test_no_round_grows_more_beams_than_n_and_every_grown_beam_is_scored():
+    """Search invariants, read from the run's DAG: each round's step branches are at most n, and the scorer's branches
+    that follow a round are exactly as many as the beams it grew."""
+    from tts.app.session import Session
+
+    engine = SimulatedEngine.for_problems(PROBLEMS, SimConfig(accuracy=0.6, latency_per_token_s=0.0))
+    spec, config = resolve_strategy("beam(n=8, width=4)", {})
+    for p in PROBLEMS[:10]:
+        solved = asyncio.run(Session(engine, tasks.get("gsm8k"), spec, config).solve(p))
+        labels = [n["label"] for n in solved.tracer.dag_json()["nodes"] if n["kind"] == "branch"]
+        rounds = [label for label in labels if label.startswith("step")]
+        assert rounds and len(rounds) == labels.count("verify")  # one verdict per grown beam
+        per_round = {label: rounds.count(label) for label in set(rounds)}
+        assert max(per_round.values()) <= 8 and per_round["step0"] == 8
+        assert len(per_round) == solved.answer.meta["rounds"]
