@@ -274,8 +274,8 @@ class SimulatedEngine(EngineBase):
                 await asyncio.sleep(self.config.prefill_s + done.completion_tokens * self.config.latency_per_token_s)
             self.finished += 1
             return done
-        if request.max_tokens <= 32:  # judge requests ask for a verdict token or two (USC: a short sentence)
-            prompt = request.prompt_text()
+        # judge requests ask for a verdict token or two (USC: a short sentence)
+        if request.max_tokens <= 32 and sim_judge.judges(prompt := request.prompt_text()):
             judged = sim_judge.verdict(prompt, self._oracle(prompt), self.config.judge_accuracy,
                                        _rng(self.config.seed, prompt, request.seed, choice, "judge"))
             if judged is not None:

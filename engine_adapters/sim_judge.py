@@ -31,6 +31,14 @@ def _sections(prompt: str, label: str) -> list[str]:
     return re.split(rf"\n\n{label} ?[A-Z0-9]*:\n", prompt)[1:]
 
 
+CUES = (VERIFY_CUE, PAIR_CUE, SELECT_CUE, USC_CUE)
+
+
+def judges(prompt: str) -> bool:
+    """Whether `prompt` asks for a judgment (so that other short requests, such as answer probes, skip the rest)."""
+    return any(cue in prompt for cue in CUES)
+
+
 def verdict(prompt: str, gold: str | None, accuracy: float, rng: random.Random
             ) -> tuple[str, tuple[TokenLogprob, ...]] | None:
     """(verdict text, its logprobs) when `prompt` is a judge prompt, else None."""

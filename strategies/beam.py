@@ -84,9 +84,13 @@ async def _score(ctx: Context, problem: Problem, config: BeamConfig, beams: list
     return [b.model_copy(update={"score": s}) for b, s in zip(beams, verdict.scores)]
 
 
+def _rank(score: float | None) -> float:
+    return -1.0 if score is None else score  # unscored last
+
+
 def _keep(beams: list[Beam], config: BeamConfig) -> list[Beam]:
     """The beams to extend next round: the best n // width (DVTS: the best of each subtree); unscored last."""
-    rank = lambda b: -1.0 if b.score is None else b.score  # noqa: E731
+    rank = lambda b: _rank(b.score)  # noqa: E731
     if config.dvts:
         best: dict[int, Beam] = {}
         for b in beams:
@@ -124,7 +128,7 @@ async def run_beam(ctx: Context, problem: Problem, config: BeamConfig) -> Answer
         weights = judging.weighted_votes(answers, scores)
         chosen = max(weights, key=lambda a: weights[a]) if weights else base.answer
     else:
-        best = max(range(len(finished)), key=lambda i: -1.0 if scores[i] is None else scores[i], default=None)
+        best = max(range(len(finished)), key=lambda i: _rank(scores[i]), default=None)
         chosen = answers[best] if best is not None else base.answer
     first = next((s.index for s in base.samples if s.answer == chosen and chosen is not None), None)
     return base.model_copy(update={"answer": chosen, "chosen": first, "meta": {

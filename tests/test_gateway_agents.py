@@ -176,3 +176,13 @@ def test_when_every_branch_fails_the_upstreams_error_comes_back_in_each_apis_sha
     with TestClient(build_app(down, upstream="m")) as client:
         r = client.post("/v1/chat/completions", json={"model": "greedy:m", "messages": ASK})
         assert r.status_code == 502 and "not reachable" in r.json()["error"]["message"]
+
+
+def test_anthropic_non_text_tool_result_is_refused_not_dropped(gateway):
+    body = {"model": "sc4:sim", "max_tokens": 32, "messages": [*ASK, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "image", "source": {}}]}]}]}
+    req = urllib.request.Request(f"{gateway}/v1/messages", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 400 and "only text parts" in json.loads(e.value.read())["error"]["message"]

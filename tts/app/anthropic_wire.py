@@ -6,6 +6,7 @@ import json
 from typing import Any, Iterator
 
 from tts.kernel.errors import ConfigError
+from tts.app.wire import text_of
 from tts.kernel.types import Answer, Usage
 
 
@@ -17,14 +18,6 @@ def _blocks(content: Any, where: str) -> list[dict]:
     return content
 
 
-def _result_text(content: Any) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if isinstance(content, list):
-        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    raise ConfigError("a tool_result's content must be a string or a list of text blocks")
-
-
 def to_openai(body: Any) -> dict:
     """The OpenAI chat-completions body of an Anthropic Messages request."""
     if not isinstance(body, dict):
@@ -34,8 +27,7 @@ def to_openai(body: Any) -> dict:
     out: list[dict] = []
     system = body.get("system")
     if system is not None:
-        out.append({"role": "system", "content": system if isinstance(system, str) else
-                    "\n".join(b.get("text", "") for b in _blocks(system, "system"))})
+        out.append({"role": "system", "content": text_of(system, "system")})
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ConfigError("'messages' must be a non-empty list")
@@ -54,7 +46,8 @@ def to_openai(body: Any) -> dict:
         for b in blocks:
             if b.get("type") == "tool_result":
                 out.append({"role": "tool", "tool_call_id": b.get("tool_use_id"),
-                            "content": ("error: " if b.get("is_error") else "") + _result_text(b.get("content"))})
+                            "content": ("error: " if b.get("is_error") else "")
+                            + text_of(b.get("content"), f"{where}.tool_result")})
         unknown = {b.get("type") for b in blocks} - {"text", "tool_result"}
         if unknown:
             raise ConfigError(f"{where}: content blocks of type {', '.join(map(str, sorted(unknown)))} are not "

@@ -16,7 +16,9 @@ MAX_MESSAGES = 2048
 MAX_TOOLS = 128
 
 
-def _text(content: Any, where: str) -> str:
+def text_of(content: Any, where: str) -> str:
+    """Text given as a string or a list of text parts (OpenAI's, and Anthropic's text blocks, have one shape);
+    any other part is a ConfigError naming `where`."""
     if content is None:
         return ""
     if isinstance(content, list):
@@ -46,7 +48,7 @@ def message(m: Any, i: int) -> Message:
         raise ConfigError(f"{where}: a tool message needs 'tool_call_id' (the call it answers)")
     if m.get("content") is None and calls is None:
         raise ConfigError(f"{where}.content must be a string or a list of text parts")
-    return Message(role=role, content=_text(m.get("content"), where), tool_calls=calls,
+    return Message(role=role, content=text_of(m.get("content"), where), tool_calls=calls,
                    tool_call_id=m.get("tool_call_id") if role == "tool" else None)
 
 
