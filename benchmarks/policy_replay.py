@@ -1,19 +1,27 @@
-"""Paired replay of sampling policies on one fixed set of traces (benchmarks/collect_traces.py: 16 per problem, with
-per-token confidences), so that every policy is judged on the same samples, free of sampling noise.
+"""Paired replay of sampling policies through the real strategies: every policy runs as `tts eval --engine replay`
+on one recording (`tts eval ... --record`), so each is judged on the same samples, free of sampling noise, by the
+same code a live run uses (strategies/, tts/app/allocate.py).
 
-Policies: SC@n; SC with adaptive stop (traces taken in their recorded order, one wave at a time); DeepConf online
-(the first `warmup` traces calibrate a threshold, later traces end at their first window under it, the group stops
-on consensus); the job-level budget (tts/kit/allocation.py, the live run's own policy) at a range of totals.
-For each: tokens, accuracy with a 95% interval, and problems lost / gained against SC@16 (paired).
+Record once (16 samples per problem, every one whole, with top-10 logprobs for DeepConf's confidences):
+    tts eval --task gsm8k --limit 40 -s sc -n 16 --no-early-stop -o batch=false -o logprobs=10 --max-tokens 384 \\
+        --model qwen2.5-coder-1.5b --record --run-id gsm8k-1.5b-sc16
+Then:
+    python benchmarks/policy_replay.py gsm8k=results/gsm8k-1.5b-sc16 [svamp=RUN_DIR ...] [--only REGEX]
 
-Usage: python benchmarks/policy_replay.py gsm8k=/tmp/traces/gsm8k-1.5b.jsonl svamp=/tmp/traces/svamp-1.5b.jsonl
-Writes results/bench/policy_replay.json and its frontier plot (tts report --replay), policy_replay.png.
+Policies: SC@n; SC with an early-stop rule, its samples in flight a few at a time or all at once; DeepConf online
+(warm-up traces set the bar, later ones stop under it inside the engine, the group stops on its rule); the job-level
+budget at several totals, with its draws in flight as slots free. For each: generated tokens (a cancelled trace is
+charged what it had generated), accuracy with a 95% interval, problems lost / gained against SC@16 (paired), and the
+replay's wall time (every trace decodes at one speed, `--sim-latency` s/token, the replay engine's model of a batched
+engine). Writes results/bench/policy_replay.json and its frontier plot (tts report --replay), policy_replay.png.
 """
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
-from collections import Counter
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,171 +29,110 @@ sys.path.insert(0, str(ROOT.parent))
 
 from tts.app.report import replay_plot  # noqa: E402
 from tts.app.runner import wilson  # noqa: E402
-from tts.kernel.confidence import calibrate, first_stop, lowest_group  # noqa: E402
-from tts.kernel.types import ConfidenceStop  # noqa: E402
-from tts.kit import stopping  # noqa: E402
-from tts.kit.allocation import AllocationConfig, ProblemVotes, plan_round  # noqa: E402
 
 N = 16
+LATENCY = "0.0005"  # s/token: 384 tokens in 0.19 s, far above the event loop's jitter between traces
+LEAD2 = ["-o", "stop_rule=lead", "-o", 'stop_params={"k":2}']
 
 
-def load(path: str) -> list[dict]:
-    rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-    return [r for r in rows if len(r["traces"]) >= N]
-
-
-def majority(answers: list[str | None], weights: list[float] | None = None) -> str | None:
-    scores: dict[str, float] = {}
-    for i, a in enumerate(answers):
-        if a is not None:
-            scores[a] = scores.get(a, 0.0) + (weights[i] if weights else 1.0)
-    return max(scores, key=lambda a: (scores[a], -answers.index(a))) if scores else None
-
-
-def right(row: dict, answer: str | None) -> bool:
-    return answer is not None and any(t["answer"] == answer and t["correct"] for t in row["traces"])
-
-
-def sc(row: dict, n: int) -> tuple[str | None, int]:
-    ts = row["traces"][:n]
-    return majority([t["answer"] for t in ts]), sum(t["tokens"] for t in ts)
-
-
-def adaptive(row: dict, rule: str, params: dict, wave: int) -> tuple[str | None, int]:
-    """Traces in waves of `wave` (a wave runs in parallel and is paid for in full), stop when the rule says so."""
-    criterion = stopping.make(rule, **params)
-    votes: Counter = Counter()
-    used = tokens = 0
-    while used < N:
-        for t in row["traces"][used: used + wave]:
-            tokens += t["tokens"]
-            if t["answer"] is not None:
-                votes[t["answer"]] += 1
-        used = min(N, used + wave)
-        if votes and criterion(dict(votes), N - used):
-            break
-    return majority([t["answer"] for t in row["traces"][:used]]), tokens
-
-
-def deepconf(row: dict, warmup: int, keep: float, window: int, rule: str | None, params: dict,
-             weighted: bool, in_flight: int = 1) -> tuple[str | None, int, int]:
-    """DeepConf online; returns (answer, tokens, traces cut). After the warm-up, `in_flight` traces run at once, all
-    decoding at one speed (a batched engine); when the vote settles, the running traces are paid for up to then and
-    the ones not started cost nothing. in_flight=1 is one trace at a time; n - warmup is the live default (all)."""
-    ts = row["traces"]
-    lows = [lowest_group(t["conf"], window) for t in ts[:warmup]]
-    stop = ConfidenceStop(threshold=calibrate(lows, keep), window=window)
-    criterion = stopping.make(rule, **params) if rule else None
-    answers, weights, votes = [], [], Counter()
-
-    def vote(t: dict) -> None:
-        answers.append(t["answer"])
-        weights.append(lowest_group(t["conf"], window))
-        if t["answer"] is not None:
-            votes[t["answer"]] += 1
-
-    tokens = cut = 0
-    for t in ts[:warmup]:
-        tokens += t["tokens"]
-        vote(t)
-    rest = ts[warmup:]
-    settled = criterion is not None and bool(votes) and criterion(dict(votes), len(rest))
-    queue, running, now, done = list(range(len(rest))), {}, 0, 0
-    while queue and not settled or running:
-        while queue and len(running) < in_flight and not settled:
-            j = queue.pop(0)
-            at = first_stop(rest[j]["conf"], stop)
-            ends_low = at is not None and at < rest[j]["tokens"]
-            running[j] = (now, now + (at if ends_low else rest[j]["tokens"]), ends_low)
-        if settled:  # the running traces were cancelled now: they cost what they generated so far
-            tokens += sum(now - start for start, _, _ in running.values())
-            break
-        j = min(running, key=lambda k: (running[k][1], k))
-        start, now, ends_low = running.pop(j)
-        tokens += now - start
-        done += 1
-        if ends_low:
-            cut += 1
-        else:
-            vote(rest[j])
-        settled = criterion is not None and bool(votes) and criterion(dict(votes), len(rest) - done)
-    return majority(answers, weights if weighted else None), tokens, cut
-
-
-def job_budget(rows: list[dict], total: float, config: AllocationConfig) -> tuple[list[str | None], int]:
-    drawn = {r["id"]: config.initial for r in rows}
-    while True:
-        spent = sum(sum(t["tokens"] for t in r["traces"][: drawn[r["id"]]]) for r in rows)
-        states = {}
-        for r in rows:
-            c = Counter(t["answer"] for t in r["traces"][: drawn[r["id"]]] if t["answer"] is not None)
-            states[r["id"]] = ProblemVotes(votes=dict(c), samples=drawn[r["id"]])
-        plan = plan_round(states, total - spent, spent / sum(drawn.values()), config)
-        if not plan:
-            break
-        for pid, k in plan.items():
-            drawn[pid] += k
-    answers = [majority([t["answer"] for t in r["traces"][: drawn[r["id"]]]]) for r in rows]
-    return answers, spent
-
-
-def score(rows: list[dict], answers: list[str | None], tokens: int, ref: list[bool] | None) -> dict:
-    ok = [right(r, a) for r, a in zip(rows, answers)]
-    out = {"tokens": tokens, "correct": sum(ok), "accuracy": round(sum(ok) / len(rows), 4),
-           "ci95": wilson(sum(ok), len(rows))}
-    if ref is not None:
-        out["lost_vs_sc16"] = sum(r and not o for r, o in zip(ref, ok))
-        out["gained_vs_sc16"] = sum(o and not r for r, o in zip(ref, ok))
+def policies(sc16_tokens: int | None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {f"sc@{n}": ["-s", "sc", "-n", str(n), "--no-early-stop"] for n in (1, 2, 4, 8, 16)}
+    for name, rule in (("decided", ["-o", "stop_rule=decided"]), ("lead2", LEAD2),
+                       ("lead3", ["-o", "stop_rule=lead", "-o", 'stop_params={"k":3}'])):
+        for in_flight in (1, 4, N):
+            out[f"sc-{name}-in_flight{in_flight}"] = ["-s", "sc", "-n", str(N), *rule, "-o", "batch=false",
+                                                     "-o", f"in_flight={in_flight}"]
+    for keep in (0.9, 0.5):
+        for window in (16, 32):
+            for name, rule in (("none", ["-o", "early_stop=false"]), ("lead2", LEAD2)):
+                out[f"deepconf-keep{keep}-w{window}-{name}"] = [
+                    "-s", "deepconf", "-n", str(N), "-o", "warmup=4", "-o", f"keep={keep}", "-o", f"window={window}",
+                    "-o", "top_k=10", *rule]
+    for in_flight in (2, 4):
+        out[f"deepconf-keep0.9-w16-lead2-in_flight{in_flight}"] = [
+            *out["deepconf-keep0.9-w16-lead2"], "-o", f"in_flight={in_flight}"]
+    if sc16_tokens:
+        for share in (0.25, 0.4, 0.5, 0.6):
+            out[f"job-budget-{share:.0%}-of-sc16"] = ["-s", "sc", "-n", str(N),
+                                                      "--budget-tokens-total", str(int(share * sc16_tokens))]
     return out
 
 
-def replay(rows: list[dict]) -> dict:
+def run_policy(recording: Path, config: dict, args: list[str], work: Path, name: str) -> dict:
+    cmd = [sys.executable, "-m", "tts.app.cli", "eval", "--engine", "replay", "--traces",
+           str(recording / "recorded_traces.jsonl"), "--task", config["task"], "--limit", str(config["limit"]),
+           "--max-tokens", str(config["max_tokens"]), "--sim-latency", LATENCY, "--concurrency", str(config["limit"]),
+           "--no-progress", "--output", str(work), "--run-id", re.sub(r"[^A-Za-z0-9._-]", "_", name), *args]
+    if config.get("data") and not str(config["data"]).startswith("packaged:"):
+        cmd += ["--data", config["data"]]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    if done.returncode != 0:
+        raise SystemExit(f"{name}: {done.stderr.strip().splitlines()[-1:]}")
+    run = work / re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    summary = json.loads((run / "summary.json").read_text())
+    rows = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines() if x.strip()]
+    return {"summary": summary, "correct": {r["id"]: bool(r.get("correct")) for r in rows},
+            "errors": sum(1 for r in rows if r.get("error")), "command": " ".join(cmd[3:])}
+
+
+def score(got: dict, ref: dict | None) -> dict:
+    s, ok = got["summary"], got["correct"]
+    out = {"problems": len(ok), "tokens": s["completion_tokens"], "correct": sum(ok.values()),
+           "accuracy": round(sum(ok.values()) / len(ok), 4),
+           "ci95": wilson(sum(ok.values()), len(ok)), "wall_s": s.get("wall_seconds"), "errors": got["errors"]}
+    if ref is not None:
+        out["lost_vs_sc16"] = sum(ref[k] and not v for k, v in ok.items())
+        out["gained_vs_sc16"] = sum(v and not ref[k] for k, v in ok.items())
+    for key in ("allocation", "budget_cut_samples"):
+        if key in s:
+            out[key] = {k: v for k, v in s[key].items() if k in ("draws", "samples_per_problem")} \
+                if isinstance(s[key], dict) else s[key]
+    return out
+
+
+def replay(recording: Path, only: str | None) -> dict:
+    config = json.loads((recording / "config.json").read_text())
+    config["limit"] = sum(1 for x in (recording / "results.jsonl").read_text().splitlines() if x.strip())
+    config["max_tokens"] = config.get("max_tokens") or config["strategy_config"]["max_tokens"]
     res: dict[str, dict] = {}
-    sc16 = [sc(r, 16) for r in rows]
-    ref = [right(r, a) for r, (a, _) in zip(rows, sc16)]
-    total16 = sum(t for _, t in sc16)
-    for n in (1, 2, 4, 8, 12, 16):
-        got = [sc(r, n) for r in rows]
-        res[f"sc@{n}"] = score(rows, [a for a, _ in got], sum(t for _, t in got), ref)
-    for name, rule, params in (("decided", "decided", {}), ("lead2", "lead", {"k": 2}), ("lead3", "lead", {"k": 3}),
-                               ("beta0.95", "beta", {"confidence": 0.95})):
-        for wave in (1, 2, 4):
-            got = [adaptive(r, rule, params, wave) for r in rows]
-            res[f"adaptive-{name}-wave{wave}"] = score(rows, [a for a, _ in got], sum(t for _, t in got), ref)
-    for keep in (0.9, 0.5, 0.1):
-        for window in (16, 32, 64):
-            for rule, params in ((None, {}), ("lead", {"k": 2}), ("beta", {"confidence": 0.95})):
-                got = [deepconf(r, 4, keep, window, rule, params, True) for r in rows]
-                key = f"deepconf-keep{keep}-w{window}-{rule or 'none'}"
-                res[key] = score(rows, [a for a, _, _ in got], sum(t for _, t, _ in got), ref)
-                res[key]["traces_cut"] = sum(c for _, _, c in got)
-    # the chosen setting with its traces in flight a few at a time, and all at once (the live default)
-    for in_flight in (2, 4, N - 4):
-        got = [deepconf(r, 4, 0.9, 16, "lead", {"k": 2}, True, in_flight) for r in rows]
-        key = f"deepconf-keep0.9-w16-lead-in_flight{in_flight}"
-        res[key] = score(rows, [a for a, _, _ in got], sum(t for _, t, _ in got), ref)
-    sc8_tokens = res["sc@8"]["tokens"]
-    for share in (0.15, 0.25, 0.4, 0.6):
-        answers, spent = job_budget(rows, share * total16, AllocationConfig(total_tokens=1, max_samples=16))
-        res[f"job-budget-{share:.0%}-of-sc16"] = score(rows, answers, spent, ref)
-    answers, spent = job_budget(rows, sc8_tokens, AllocationConfig(total_tokens=1, max_samples=16))
-    res["job-budget-at-sc8-tokens"] = score(rows, answers, spent, ref)
-    for k, v in res.items():
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sc16 = run_policy(recording, config, policies(None)["sc@16"], work, "sc@16")
+        ref = sc16["correct"]
+        res["sc@16"] = score(sc16, ref)
+        total16 = res["sc@16"]["tokens"]
+        for name, args in policies(total16).items():
+            if name == "sc@16" or (only and not re.search(only, name)):
+                continue
+            res[name] = score(run_policy(recording, config, args, work, name), ref)
+            res[name]["args"] = " ".join(args)
+            print(f"  {name}: {res[name]['correct']}/{config['limit']}, {res[name]['tokens']:,} tokens "
+                  f"({res[name]['tokens'] / total16:.0%}), lost {res[name]['lost_vs_sc16']}, "
+                  f"wall {res[name]['wall_s']} s", flush=True)
+    for v in res.values():
         v["token_share_of_sc16"] = round(v["tokens"] / total16, 4)
     return res
 
 
 def main() -> None:
-    out: dict = {"command": "python benchmarks/policy_replay.py " + " ".join(sys.argv[1:]), "n": N, "sets": {}}
-    for arg in sys.argv[1:]:
+    argv = sys.argv[1:]
+    only = None
+    if "--only" in argv:
+        i = argv.index("--only")
+        only = argv[i + 1]
+        del argv[i: i + 2]
+    out: dict = {"command": "python benchmarks/policy_replay.py " + " ".join(sys.argv[1:]), "n": N,
+                 "engine": f"replay (tts eval --engine replay, {LATENCY} s/token)", "sets": {}}
+    for arg in argv:
         name, path = arg.split("=", 1)
-        rows = load(path)
-        res = replay(rows)
-        out["sets"][name] = {"problems": len(rows), "source": path, "policies": res}
+        recording = Path(path)
+        print(f"{name}: replaying {recording}", flush=True)
+        res = replay(recording, only)
+        out["sets"][name] = {"problems": res["sc@16"]["problems"], "source": str(recording), "policies": res}
         best = {k: v for k, v in res.items() if v["lost_vs_sc16"] == 0 or v["accuracy"] >= res["sc@16"]["accuracy"]}
         cheapest = min(best.items(), key=lambda kv: kv[1]["tokens"])
-        print(f"{name}: {len(rows)} problems; SC@16 {res['sc@16']['accuracy']}, SC@8 {res['sc@8']['accuracy']}; "
-              f"cheapest at SC@16 accuracy: {cheapest[0]} {cheapest[1]}")
+        print(f"{name}: SC@16 {res['sc@16']['accuracy']}, cheapest at SC@16's accuracy: {cheapest[0]} "
+              f"({cheapest[1]['token_share_of_sc16']:.0%} of its tokens)")
     bench = ROOT / "results" / "bench"
     (bench / "policy_replay.json").write_text(json.dumps(out, indent=1))
     print(f"plot: {replay_plot(bench / 'policy_replay.json', bench)}")

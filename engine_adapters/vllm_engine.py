@@ -59,6 +59,10 @@ class VLLMEngine(EngineBase):
         # The CPU build's automatic binding keeps one core for its scheduler, which on a 2-core machine halves the
         # compute; measured on 2 cores, 128 sequences: 126 tok/s with the default binding, 189-214 tok/s on both.
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", _all_cores())
+        # A model step that takes over 300 s kills the engine (vLLM's default RPC timeout). On a CPU shared with
+        # another busy process, OpenMP threads bound to every core stall at their barriers: a 1.5B model's first
+        # prefill of 32 prompts died that way here while a compiler ran beside it. A slow step is not a dead engine.
+        os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM

@@ -1,5 +1,6 @@
 """A run under a job-level budget that binds, killed at random moments and resumed until it finishes, takes the same
-decisions as an uninterrupted run (samples per problem, answers, rounds) and never spends past its budget."""
+decisions as an uninterrupted run (samples per problem, answers, every draw decided) and never spends past its
+budget."""
 import json
 import random
 import signal
@@ -52,5 +53,7 @@ def test_kills_at_random_moments_change_no_decision_and_never_overspend(tmp_path
     ra, rb = _rows(a), _rows(b)
     assert {k: len(v["samples"]) for k, v in ra.items()} == {k: len(v["samples"]) for k, v in rb.items()}
     assert {k: v["answer"] for k, v in ra.items()} == {k: v["answer"] for k, v in rb.items()}
-    assert sa["allocation"]["rounds"] == sb["allocation"]["rounds"]
+    assert sa["allocation"]["draws"] == sb["allocation"]["draws"]
+    decisions = [(run / "allocation.jsonl").read_text().splitlines() for run in (a, b)]
+    assert decisions[0] == decisions[1]
     assert sa["completion_tokens"] == sb["completion_tokens"]

@@ -46,6 +46,26 @@ def test_a_live_run_replayed_takes_the_same_decisions(recorded):
     assert {k: decisions(v) for k, v in a.items()} == {k: decisions(v) for k, v in b.items()}
 
 
+def test_a_job_budget_run_replayed_takes_the_same_decisions(tmp_path):
+    """The job-level budget (draws decided as slots free) live on the simulator with --record, then replayed: the
+    same decisions in the same order, the same samples per problem and answers, the same tokens."""
+    common = ["--task", "demo", "-n", "8", "--budget-tokens-total", "3000", "--concurrency", "3", "--no-progress"]
+    live = tts("eval", "--engine", "sim", "--sim-accuracy", "0.5", "--sim-latency", "0.002", "--record",
+               "--run-id", "live", *common, cwd=tmp_path)
+    assert live.returncode == 0, live.stderr
+    replay = tts("eval", "--engine", "replay", "--traces", str(tmp_path / "results" / "live" / "recorded_traces.jsonl"),
+                 "--sim-latency", "0.002", "--run-id", "rep", *common, cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    a, b = (tmp_path / "results" / name for name in ("live", "rep"))
+    assert (a / "allocation.jsonl").read_text() == (b / "allocation.jsonl").read_text()
+    assert len((a / "allocation.jsonl").read_text().splitlines()) > 20  # more draws than the first one per problem
+    ra, rb = rows(a), rows(b)
+    assert {k: (v["answer"], len(v["samples"])) for k, v in ra.items()} == \
+        {k: (v["answer"], len(v["samples"])) for k, v in rb.items()}
+    sa, sb = (json.loads((run / "summary.json").read_text()) for run in (a, b))
+    assert sa["completion_tokens"] == sb["completion_tokens"] <= 3000
+
+
 def test_a_smaller_policy_is_paired_with_the_recorded_samples(recorded):
     tmp, traces = recorded
     r = tts("eval", "--engine", "replay", "--traces", str(traces), "--task", "demo", "-n", "4", "--no-early-stop",

@@ -1,13 +1,15 @@
-"""A run under a job-level token budget (`tts eval --budget-tokens-total N`): samples are allocated across problems in
-rounds by tts/kit/allocation.py, instead of the same n for every problem.
+"""A run under a job-level token budget (`tts eval --budget-tokens-total N`): samples are allocated across problems
+by tts/kit/allocation.py, instead of the same n for every problem.
 
-Every draw (k samples of one problem) is appended to draws.jsonl as it finishes and every round's decision to
-allocation.jsonl before its draws start. A resumed run reads both back: it finishes the draws of the round that was
-cut short, as that round's decision gave them, and plans the next rounds from the state an uninterrupted run would
-have had, so it takes the same decisions. Each draw may spend at most its share of what the round started with
-(the budget left over the samples planned, times its own): the run never spends past the total, and the cap is
-decided at the round's start, so it is the same whether the run was interrupted or not. results.jsonl gets one row
-per problem when the allocation is over (the vote over all of the problem's samples).
+Draws (k samples of one problem) are decided one at a time as slots free, so the engine is never left idle while a
+round's last draws finish: up to `concurrency` draws are in flight. The decisions are a function of the draws'
+results alone, never of their timing: draw j is decided on the results of the draws before it in decision order
+that have been taken in, and a draw's results are taken in in that order (the run waits for the oldest draw in
+flight when it must, never for whichever finishes first). Each decision is appended to allocation.jsonl before its
+draw starts, with the token cap it reserves, and each draw to draws.jsonl when it finishes. A resumed run reads both
+back, re-runs the logged draws that did not finish as they were decided and decides the rest as an uninterrupted
+run would have. Reserved caps never exceed the budget left, so the run never spends past the total. results.jsonl
+gets one row per problem when the allocation is over (the vote over all of the problem's samples).
 """
 from __future__ import annotations
 
@@ -24,17 +26,18 @@ from tts.app.runner import RESULTS, TRACE, _mark, drop_partial_line, finish_run
 from tts.app.session import Session
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.context import Context
+from tts.kernel.errors import DataError
 from tts.kernel.trace import json_line
 from tts.kernel.types import Problem, Sample, TraceStats, Usage
 from tts.kit.aggregate import vote_counts
-from tts.kit.allocation import AllocationConfig, ProblemVotes, plan_round
+from tts.kit.allocation import AllocationConfig, Draw, ProblemVotes, next_draw
 from tts.strategies.samples import answer_from, canonical
 
 DRAWS, ALLOCATION = "draws.jsonl", "allocation.jsonl"
 
 
 class _Problem:
-    """One problem's samples and usage across its draws."""
+    """One problem's samples and usage across the draws taken in so far."""
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -64,8 +67,41 @@ def _read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _votes(ctx: Context, p: _Problem) -> ProblemVotes:
-    return ProblemVotes(votes=vote_counts(canonical(ctx, p.samples)), samples=p.attempts)
+class _Ledger:
+    """The decisions and the draws' results, in decision order; what the policy has taken in and what is reserved."""
+
+    def __init__(self, run_dir: Path, alloc: AllocationConfig, state: dict[str, _Problem], votes_ctx: Context) -> None:
+        drop_partial_line(run_dir / DRAWS)
+        drop_partial_line(run_dir / ALLOCATION)
+        self.logged = _read_lines(run_dir / ALLOCATION)
+        if self.logged and "draw" not in self.logged[0]:
+            raise DataError(f"{run_dir}: its allocation log was written in rounds by an older tts; resume it with "
+                            "that version or start a new run")
+        self.finished = {d["draw"]: d for d in _read_lines(run_dir / DRAWS) if d["id"] in state}
+        self.alloc, self.state, self.votes_ctx = alloc, state, votes_ctx  # votes_ctx reads answers' classes; no call
+        self.decided: list[Draw] = []
+        self.taken = 0  # draws whose results the policy has taken in (a prefix of `decided`)
+
+    def busy(self) -> set[str]:
+        return {d.problem for d in self.decided[self.taken:]}
+
+    def spent(self) -> int:
+        return sum(p.usage.completion_tokens for p in self.state.values())
+
+    def available(self) -> int:
+        return self.alloc.total_tokens - self.spent() - sum(d.cap for d in self.decided[self.taken:])
+
+    def decide(self, max_tokens: int) -> Draw | None:
+        j = len(self.decided)
+        if j < len(self.logged):  # decided before the run was cut: kept as it was (the same as deciding again)
+            line = self.logged[j]
+            return Draw(problem=line["id"], samples=line["k"], cap=line["cap"])
+        busy = self.busy()
+        drawn = sum(len(p.samples) for p in self.state.values())
+        votes = {pid: ProblemVotes(votes=vote_counts(canonical(self.votes_ctx, p.samples)), samples=p.attempts)
+                 for pid, p in self.state.items()}
+        return next_draw(votes, busy, self.available(), self.spent() / drawn if drawn else float(max_tokens),
+                         self.alloc)
 
 
 async def run_allocated(session: Session, problems: list[Problem], run_dir: Path, config: dict,
@@ -73,86 +109,72 @@ async def run_allocated(session: Session, problems: list[Problem], run_dir: Path
     """The session's strategy is self-consistency; the run folder is already prepared (runner.prepare_run_dir)."""
     engine, task, sc_config, budget = session.engine, session.task, session.config, session.budget
     state = {p.id: _Problem(p) for p in problems}
-    drop_partial_line(run_dir / DRAWS)
-    drop_partial_line(run_dir / ALLOCATION)
-    done_draws = _read_lines(run_dir / DRAWS)
-    for d in done_draws:
-        if d["id"] in state:
-            state[d["id"]].add(d)
-    logged = _read_lines(run_dir / ALLOCATION)
-    finished = {(d["id"], d["round"]) for d in done_draws}
-    # the first logged round with draws missing is where the run was cut (a kill leaves at most that one); the log
-    # is kept up to it, and the run goes on from there as it would have
-    cut = next((line for line in logged if any((pid, line["round"]) not in finished for pid in line["given"]
-                                                if pid in state)), None)
-    if cut is not None:
-        logged = [line for line in logged if line["round"] <= cut["round"]]
-        (run_dir / ALLOCATION).write_text("".join(json_line(line) for line in logged))
+    ledger = _Ledger(run_dir, alloc, state, Context(engine, task=task))
     _mark(run_dir, "start")
-    gate = asyncio.Semaphore(concurrency)
-    votes_ctx = Context(engine, task=task)  # reads answers' classes the task's way; it makes no call
+    seeds: dict[str, int] = {pid: 0 for pid in state}  # samples asked for per problem, in decision order
+    running: dict[int, asyncio.Task] = {}
+    last_print = 0.0
     with (run_dir / DRAWS).open("a") as draws, (run_dir / TRACE).open("a") as trace, \
             (run_dir / ALLOCATION).open("a") as log:
-        async def draw(p: _Problem, k: int, round_: int, cap: int) -> None:
-            async with gate:
-                cfg = sc_config.model_copy(update={"n": k, "seed": sc_config.seed + len(p.samples),
-                                                   "early_stop": False})
-                own = budget or BudgetConfig()
-                limits = own.model_copy(update={"max_tokens": min(cap, own.max_tokens or cap)})
-                solved = await session.solve(p.problem, trace_sink=trace, run=f"{p.problem.id}@round{round_}",
-                                             budget=limits, config=cfg)
+        async def draw(j: int, d: Draw, seed: int) -> dict:
+            p = state[d.problem]
+            cfg = sc_config.model_copy(update={"n": d.samples, "seed": seed, "early_stop": False})
+            own = budget or BudgetConfig()
+            limits = own.model_copy(update={"max_tokens": min(d.cap, own.max_tokens or d.cap)})
+            solved = await session.solve(p.problem, trace_sink=trace, run=f"{p.problem.id}@draw{j}",
+                                         budget=limits, config=cfg)
             row = solved.row
-            line = {"id": p.problem.id, "round": round_, "k": k, "samples": row.get("samples", []), "usage": row["usage"],
-                    "seconds": row["seconds"], "finished_at": round(time.time(), 3),
+            line = {"draw": j, "id": p.problem.id, "k": d.samples, "samples": row.get("samples", []),
+                    "usage": row["usage"], "seconds": row["seconds"], "finished_at": round(time.time(), 3),
                     **({"error": row["error"]} if "error" in row else {})}
-            done_draws.append(line)
             draws.write(json_line(line))
             draws.flush()
-            p.add(line)
+            return line
 
-        round_ = logged[-1]["round"] + 1 if logged else 0
-        resumed = None
-        if cut is not None:  # a resumed run: the round that was cut short keeps its decision; its missing draws run
-            round_ = cut["round"]
-            resumed = {pid: k for pid, k in cut["given"].items() if pid in state and (pid, round_) not in finished}
-            resumed_share = cut.get("per_sample", (alloc.total_tokens - cut["spent"]) // max(
-                1, sum(cut["given"].values())))
-        while True:
-            spent = sum(p.usage.completion_tokens for p in state.values())
-            drawn = sum(len(p.samples) for p in state.values())
-            if resumed is not None:
-                plan, per_sample, resumed = resumed, resumed_share, None
-            else:
-                # the first round tops every problem up to `initial`; later ones follow the policy
-                plan = {pid: alloc.initial - p.attempts for pid, p in state.items() if p.attempts < alloc.initial}
-                if not plan:
-                    plan = plan_round({pid: _votes(votes_ctx, p) for pid, p in state.items()},
-                                      alloc.total_tokens - spent,
-                                      spent / drawn if drawn else float(sc_config.max_tokens), alloc)
-                # each sample's share of what is left: a draw may spend its share times its samples (decided
-                # now and logged, so that a resumed round gives the same shares)
-                per_sample = max(0, alloc.total_tokens - spent) // max(1, sum(plan.values()))
-                if not plan or per_sample < 1:
-                    break
-                log.write(json_line({"round": round_, "spent": spent, "given": plan, "per_sample": per_sample}))
-                log.flush()
-            print(f"round {round_}: {len(plan)} problems, {sum(plan.values())} samples; {spent:,} of "
-                  f"{alloc.total_tokens:,} tokens spent", file=sys.stderr, flush=True)
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    for pid, k in plan.items():
-                        tg.create_task(draw(state[pid], k, round_, per_sample * k))
-            except BaseExceptionGroup as group:  # only run-ending errors (an engine down) get here
-                raise group.exceptions[0] from None
-            round_ += 1
+        async def take_in() -> None:
+            j = ledger.taken
+            line = ledger.finished.pop(j, None) or await running.pop(j)
+            state[line["id"]].add(line)
+            ledger.taken += 1
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    in_flight = len(ledger.decided) - ledger.taken
+                    d = ledger.decide(sc_config.max_tokens) if in_flight < concurrency else None
+                    if d is None:
+                        if in_flight == 0:
+                            break
+                        await take_in()
+                        continue
+                    j = len(ledger.decided)
+                    seed = sc_config.seed + seeds[d.problem]
+                    seeds[d.problem] += d.samples
+                    if j >= len(ledger.logged):
+                        log.write(json_line({"draw": j, "id": d.problem, "k": d.samples, "cap": d.cap, "seed": seed,
+                                             "spent": ledger.spent(), "taken_in": ledger.taken}))
+                        log.flush()
+                    ledger.decided.append(d)
+                    if j not in ledger.finished:
+                        running[j] = tg.create_task(draw(j, d, seed))
+                    if time.monotonic() - last_print > 5.0:
+                        last_print = time.monotonic()
+                        print(f"draw {j}: {d.problem} +{d.samples}; {in_flight + 1} in flight; "
+                              f"{ledger.spent():,} of {alloc.total_tokens:,} tokens spent", file=sys.stderr,
+                              flush=True)
+        except BaseExceptionGroup as group:  # only run-ending errors (an engine down) get here
+            raise group.exceptions[0] from None
+    print(f"allocation done: {len(ledger.decided)} draws; {ledger.spent():,} of {alloc.total_tokens:,} tokens spent",
+          file=sys.stderr, flush=True)
     rows = []
+    done_draws = _read_lines(run_dir / DRAWS)
     with (run_dir / RESULTS).open("w", encoding="utf-8") as results:
         for p in state.values():
             row = await _result(Context(engine, task=task), p, sc_config.vote)
             rows.append(row)
             results.write(json_line(row))
     return finish_run(run_dir, rows, config, engine, timed=done_draws + rows,
-                      allocation={**alloc.model_dump(), "rounds": round_,
+                      allocation={**alloc.model_dump(), "draws": len(ledger.decided), "concurrency": concurrency,
                                   "samples_per_problem": sorted(p.attempts for p in state.values())})
 
 

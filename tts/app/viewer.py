@@ -97,9 +97,14 @@ def page_data(run_dir: Path) -> dict:
                                                                        "engine", "model", "seed")},
             "simulated": config.get("engine") == "sim",
             "summary": summary, "outcomes": {k: list(v) for k, v in OUTCOMES.items()},
-            # a run under a job-level budget traces each draw apart (ID@roundK): the first draw's timeline is shown
-            "problems": [_problem(r, events.get(r["id"]) or events.get(f"{r['id']}@round0", []), grade)
-                         for r in rows]}
+            "problems": [_problem(r, events.get(r["id"]) or _first_draw(events, r["id"]), grade) for r in rows]}
+
+
+def _first_draw(events: dict[str, list], pid: str) -> list:
+    """A run under a job-level budget traces each draw apart (ID@drawJ): the problem's first draw is shown."""
+    draws = [(int(k.rsplit("@draw", 1)[1]), k) for k in events if k.startswith(f"{pid}@draw")
+             and k.rsplit("@draw", 1)[1].isdigit()]
+    return events[min(draws)[1]] if draws else []
 
 
 def write_html(run_dir: Path, out: Path | None = None) -> Path:

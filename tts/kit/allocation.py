@@ -1,6 +1,6 @@
 """A job's token budget spent across its problems: every problem starts with a few samples, then the rest goes in
-rounds to the problems whose votes are least settled. The policy is a pure function of the votes so far, so that a
-live run (tts/app/allocate.py), its resume and the replay benchmark take exactly the same decisions.
+draws to the problems whose votes are least settled. The policy is a pure function of the votes so far, so that a
+live run (tts/app/allocate.py), its resume and a replay take exactly the same decisions.
 
 A problem's uncertainty is the probability, under Adaptive-Consistency's Beta posterior on the leader's share
 between the top two answers, that the leader is not the majority answer: 0.5 for a tie, 1/8 after two agreeing
@@ -8,7 +8,7 @@ votes, 1/32 after four. A problem whose uncertainty is below `1 - settled` gets 
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Collection, Mapping
 
 from pydantic import Field
 
@@ -52,3 +52,29 @@ def plan_round(states: Mapping[str, ProblemVotes], remaining_tokens: float, toke
         plan[pid] = k
         remaining_tokens -= k * cost
     return plan
+
+
+class Draw(Frozen):
+    problem: str
+    samples: int
+    cap: int  # the most generated tokens this draw may spend
+
+
+def next_draw(states: Mapping[str, ProblemVotes], busy: Collection[str], available: float,
+              tokens_per_sample: float, config: AllocationConfig) -> Draw | None:
+    """The next draw when a slot frees (the run keeps several in flight): problems not yet at `initial` samples
+    first, then the least settled, skipping problems with a draw in flight (`busy`: their votes are not in yet).
+    Its cap is its samples' even share of `available` (the budget not spent and not reserved by draws in flight)
+    over every sample the policy would draw now, as a round would share it. None: nothing to draw until a draw in
+    flight comes back (or, with none in flight, the run is done)."""
+    free = {pid: s for pid, s in states.items() if pid not in busy}
+    plan = {pid: config.initial - s.samples for pid, s in free.items() if s.samples < config.initial}
+    if not plan:
+        plan = plan_round(free, available, tokens_per_sample, config)
+    if not plan:
+        return None
+    share = int(available // sum(plan.values()))
+    if share < 1:
+        return None
+    pid, k = next(iter(plan.items()))
+    return Draw(problem=pid, samples=k, cap=share * k)
