@@ -360,9 +360,9 @@ def doctor() -> None:
         typer.echo(f"  seccomp denies: {', '.join(layers['seccomp_denies'])}")
     if layers["mode"] == "none":
         typer.echo("  model-written code is refused (install bubblewrap, or set TTS_SANDBOX_UNISOLATED=1)")
-    if layers["mode"] != "none" and os.geteuid() != 0:
-        typer.echo("  limits: no per-sandbox process limit unprivileged (RLIMIT_NPROC counts every process of "
-                   "your uid); run as root for a uid per call")
+    if layers["mode"] != "none" and "process-limit" not in layers["active"]:
+        typer.echo("  limits: no per-sandbox process limit (this kernel counts RLIMIT_NPROC for your whole uid, "
+                   "not per user namespace: Linux 5.14 or later, or root for a uid per call)")
     import importlib.util
 
     have = lambda module: importlib.util.find_spec(module) is not None  # noqa: E731

@@ -6,8 +6,10 @@ Layers, strongest first; `isolation()` says which this machine has (`tts doctor`
   directory is a size-capped tmpfs holding only the program; the sandbox's PID 1 dies with its parent, and when it
   dies the kernel kills every process left in the namespace (no survivor of a timeout, however it forked).
 - a uid of its own: as root, each call runs under a fresh unprivileged uid (setpriv, inside the namespaces), so
-  RLIMIT_NPROC caps that call alone and nothing owned by root is writable; unprivileged, a user namespace maps the
-  caller to `nobody` and all capabilities are dropped.
+  RLIMIT_NPROC caps that call alone and nothing owned by root is writable; unprivileged, a user namespace of its own
+  maps the caller to `nobody` and all capabilities are dropped. Since Linux 5.14 the kernel counts RLIMIT_NPROC per
+  user namespace (ucounts), so the limit, set inside the call's namespace before the program runs, caps that call's
+  processes and threads alone, not the caller's other processes.
 - rlimits: CPU seconds, address space, file size, open files, processes, no core files.
 - its own session, killed whole on timeout; an audit hook refusing sockets, subprocesses and ctypes (a last line:
   it can be switched off from inside, which is why nothing relies on it).
@@ -36,6 +38,9 @@ from tts.tools import seccomp
 
 UID_BASE = 190_000  # per-call uids (root only): far above any account a distribution creates
 UID_RANGE = 1 << 20  # drawn at random per call, so that concurrent tts processes do not share a uid (and its limits)
+# Set inside an unprivileged sandbox's own user namespace, where the kernel counts processes per namespace: set
+# before bubblewrap made the namespace, it would count every process of the caller's uid.
+_NPROC = "import resource\nresource.setrlimit(resource.RLIMIT_NPROC, ({n}, {n}))\n"
 _GUARD = r'''
 import sys
 def _hook(event, args):
@@ -106,14 +111,25 @@ def isolation() -> dict[str, object]:
         active += ["pid-namespace", "net-namespace", "ipc-namespace", "mount-namespace", "read-only-system-view",
                    "private-tmpfs-workdir", "size-capped-tmp-and-shm", "die-with-parent",
                    "uid-per-call" if root else "user-namespace-nobody"]
+        if root or _ucounts():
+            active.append("process-limit")
         if filtered:
             active.append("seccomp")
     elif mode == "unshare":
-        active += ["pid-namespace", "net-namespace", "ipc-namespace", "uid-per-call"]
+        active += ["pid-namespace", "net-namespace", "ipc-namespace", "uid-per-call", "process-limit"]
     wanted = ["pid-namespace", "net-namespace", "ipc-namespace", "mount-namespace", "read-only-system-view",
-              "private-tmpfs-workdir", "landlock", "seccomp"]
+              "private-tmpfs-workdir", "process-limit", "landlock", "seccomp"]
     return {"mode": mode, "active": active, "missing": [w for w in wanted if w not in active],
             "seccomp_denies": seccomp.blocked() if filtered else []}
+
+
+def _ucounts() -> bool:
+    """Whether the kernel counts RLIMIT_NPROC per user namespace (Linux 5.14 and later)."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 14)
 
 
 def _filter_works(python: str) -> bool:
@@ -209,7 +225,9 @@ async def run_python(code: str, limits: SandboxLimits | None = None, stdin: str 
             prefix, cwd = _unshare_prefix(slot), programs
         else:
             prefix, cwd = [], programs
-        cmd = [*prefix, python, "-I", "-S", "-c", _GUARD]
+        own_userns = mode == "bwrap" and os.geteuid() != 0 and "process-limit" in layers["active"]
+        guard = (_NPROC.format(n=limits.max_processes) if own_userns else "") + _GUARD
+        cmd = [*prefix, python, "-I", "-S", "-c", guard]
         # Output goes to files, not pipes: a program that floods its output can fill a pipe that nobody reads after
         # a timeout, and Python 3.11's Process.wait() then waits for the pipe as well as the process (a run that
         # never ended). A file is bounded by RLIMIT_FSIZE (the writer dies at the cap) and waited for by nothing.
