@@ -3,7 +3,8 @@ percent after it, a fraction or a mixed number), a clock time, a ratio, or a lis
 cannot be read. Golds and model answers are read by the same code, so they agree, and graded in their own kind: a
 time is never equal to a number that happens to be its hour.
 
-A gold must be one value (or a pure list, `3 and 4`): a gold with several values that are not a list (`5 ft 3 in`,
+A gold must be one value (or a pure list, `3 and 4`, or ASDiv's `5 (years old); 15 (years old)`: a unit in
+brackets is a note, not a value): a gold with several values that are not a list (`5 ft 3 in`,
 `12 dogs and 3 cats`) or none (`Tuesday`) is refused, never read as its first number. A model's stated answer
 (the text after `The answer is`) is read by its first value, after the last `=` when it shows its arithmetic."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ _MERIDIEM = r"(?:\s*(?P<mer>[aApP])\.?\s?[mM]\b\.?)"
 # one value, by the first alternative that matches at a position: a time, a ratio, a mixed number, a fraction,
 # a number (a minus is read apart: "5 - 2" is arithmetic, "- 2" a negative number)
 _VALUE = re.compile(
-    rf"(?P<time>(?<![\d.:])(?P<h>\d{{1,2}}):(?P<m>[0-5]\d)(?![\d:]){_MERIDIEM}?)"
+    rf"(?P<time>(?<![\d.:])(?P<h>\d{{1,2}}):(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?(?![\d:]){_MERIDIEM}?)"
     rf"|(?P<ratio>(?<![\d.:])(?P<ra>{_NUM})\s*:\s*(?P<rb>{_NUM})(?![\d:]))"
     rf"|(?P<mixed>(?<![\d.,/])(?P<whole>\d+)\s+(?P<mn>\d+)\s*/\s*(?P<md>\d+)(?![\d/]|\.\d))"
     rf"|(?P<frac>(?<![\d.,/])(?P<fn>\d+)\s*/\s*(?P<fd>\d+)(?![\d/]|\.\d))"
@@ -31,13 +32,18 @@ _VALUE = re.compile(
 # the common case, read without the general pattern: a whole number (a money sign and separators allowed) ending the
 # text; it is read on every sample, and the general reader costs three times as much
 _PLAIN = re.compile(r"\s*\$?(\d{1,3}(?:,\d{3})+|\d+)\s*\.?\s*$")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE = re.compile(rf"\b{_MONTH}\s+\d|\d(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?![a-z])", re.IGNORECASE)  # a date
+_BRACKETED_NEGATIVE = re.compile(r"-\s*\(\s*([\d.,/ ]+?)\s*\)")  # -(1/3): the minus applies to the whole bracket
+_UNIT_NOTE = re.compile(r"\([^()\d]*\)")  # "(years old)", "(sq. ft)": a unit in brackets, no value in it
 _LIST_SEP = re.compile(r"^\s*(?:,|;|&|\band\b|\bor\b)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Value:
-    """A read answer. kind: number | time | ratio | list. For a time, `parts` is (hour, minute) and `clock24`
-    says whether the hour is known on a 24-hour clock (a.m./p.m. given, or an hour past 12 or written 0x)."""
+    """A read answer. kind: number | time | ratio | list. For a time, `parts` is (hour, minute, second) and
+    `clock24` says whether the hour is known on a 24-hour clock (a.m./p.m. given, or an hour past 12 or written 0x).
+    A time read to the minute does not equal one given to the second unless its seconds are 0."""
 
     kind: str
     parts: tuple[Fraction, ...]
@@ -48,8 +54,9 @@ class Value:
         if self.kind == "number":
             return number_text(self.parts[0])
         if self.kind == "time":
-            h, m = int(self.parts[0]), int(self.parts[1])
-            return f"{h:02d}:{m:02d}" if self.clock24 else f"{h}:{m:02d}"
+            h, m, sec = (int(x) for x in self.parts)
+            seconds = f":{sec:02d}" if sec else ""
+            return f"{h:02d}:{m:02d}{seconds}" if self.clock24 else f"{h}:{m:02d}{seconds}"
         if self.kind == "ratio":
             return ":".join(number_text(p) for p in self.parts)
         return ", ".join(number_text(p) for p in self.parts)
@@ -57,13 +64,14 @@ class Value:
     def equals(self, other: "Value") -> bool:
         # "10:12" may be a time or a ratio; beside a ratio, a time with no a.m./p.m. is read as the ratio it writes
         if {self.kind, other.kind} == {"time", "ratio"} and not (self.clock24 or other.clock24):
-            return Value("ratio", self.parts).equals(Value("ratio", other.parts))
+            a, b = (Value("ratio", v.parts[:2]) for v in (self, other))
+            return not any(v.kind == "time" and v.parts[2] for v in (self, other)) and a.equals(b)
         if self.kind != other.kind or len(self.parts) != len(other.parts):
             return False
         if self.kind == "time":
             if self.clock24 and other.clock24:
                 return self.parts == other.parts
-            return (self.parts[0] % 12, self.parts[1]) == (other.parts[0] % 12, other.parts[1])
+            return (self.parts[0] % 12, *self.parts[1:]) == (other.parts[0] % 12, *other.parts[1:])
         if self.kind == "ratio":  # 2:4 is 1:2
             (a, b), (c, d) = self.parts, other.parts
             return a * d == b * c and (b != 0 or d != 0 or a == c)
@@ -103,7 +111,7 @@ def _negative(s: str, start: int) -> bool:
 def _one(m: re.Match, s: str) -> Value | None:
     sign = -1 if _negative(s, m.start()) else 1
     if m.group("time"):
-        h, mi = int(m.group("h")), int(m.group("m"))
+        h, mi, sec = int(m.group("h")), int(m.group("m")), int(m.group("s") or 0)
         mer = (m.group("mer") or "").lower()
         if mer and not 1 <= h <= 12:
             return None  # "15:30 p.m." says two things
@@ -112,7 +120,7 @@ def _one(m: re.Match, s: str) -> Value | None:
         if h > 23:
             return None
         known = bool(mer) or h > 12 or m.group("h").startswith("0")
-        return Value("time", (Fraction(h), Fraction(mi)), clock24=known)
+        return Value("time", (Fraction(h), Fraction(mi), Fraction(sec)), clock24=known)
     if m.group("ratio"):
         return Value("ratio", (Fraction(m.group("ra").replace(",", "")), Fraction(m.group("rb").replace(",", ""))))
     if m.group("mixed"):
@@ -149,8 +157,8 @@ def _as_list(s: str, found: list[tuple[re.Match, Value | None]]) -> Value | None
 def read_gold(text: str) -> Value | None:
     """A gold answer as one value, or None when it cannot be read as one (no value, or several that are not a
     list, or an expression in a variable)."""
-    s = _clean(str(text)).strip()
-    if not s or _VARIABLE.search(s):
+    s = _UNIT_NOTE.sub(" ", _BRACKETED_NEGATIVE.sub(r"-\1", _clean(str(text)))).strip()
+    if not s or _VARIABLE.search(s) or _DATE.search(s):
         return None
     found = _values(s)
     if len(found) == 1:

@@ -17,9 +17,14 @@ GOLDS = [
     ("- 2", "-2"), ("\u22127", "-7"), ("\u2013 4.5", "-4.5"), ("3:30 p.m.", "15:30"), ("10:05 AM", "10:05"),
     ("12:50", "12:50"), ("07:15", "07:15"), ("5:6", "5:6"), ("2 : 3", "2:3"), ("3 and 4", "3, 4"),
     ("12, 15", "12, 15"), ("1.", "1"),
+    # ASDiv (the real file, dataset/ASDiv.xml): two answers with their units in brackets, a time to the second
+    ("5 (years old); 15 (years old)", "5, 15"), ("8 (ft); 128 (sq. ft)", "8, 128"),
+    ("3.5 (dollars); 1.8 (dollars)", "3.5, 1.8"), ("9:03:36 a.m.", "09:03:36"), ("6:01:00 p.m.", "18:01"),
+    ("-(1/3)", "-1/3"), ("6th", "6"), ("The 60th caller.", "60"),
     # refused: words, several quantities that are not a list, arithmetic, a variable
     ("Tuesday", None), ("yes", None), ("5 ft 3 in", None), ("12 dogs and 3 cats", None), ("5 - 2", None),
-    ("x + 3", None), ("", None),
+    ("x + 3", None), ("", None), ("They are equal", None), ("11:55 p.m. on 24 December 2014.", None),
+    ("Rug B", None), ("February 3rd", None), ("3 March", None), ("the 4th of July", None),
 ]
 
 
@@ -46,6 +51,10 @@ GRADED = [
     ("3 and 4", "The answers are 3, 4. The answer is 3, 4", "The answer is 4 and 3."),
     ("8", "5 + 3 = 8. The answer is 5 + 3 = 8.", "The answer is 5 + 3."),
     ("42", "#### 42", "We get 41 in the end"),
+    ("5 (years old); 15 (years old)", "The answer is 5 and 15.", "The answer is 5."),
+    ("5 (years old); 15 (years old)", "The answer is 5, 15.", "The answer is 15 and 5."),
+    ("9:03:36 a.m.", "The answer is 9:03:36 a.m.", "The answer is 9:03 a.m."),
+    ("9:03:36 a.m.", "The answer is 09:03:36.", "The answer is 9:03:36 p.m."),
 ]
 
 
