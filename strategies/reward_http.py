@@ -95,13 +95,36 @@ async def judge_reward(ctx: Context, problem: Problem, candidates: list[Sample],
                              "aggregate": config.aggregate if config.process else "outcome"})
 
 
+async def _step_tag_tokens(config: RewardConfig) -> int | None:
+    """How many tokens the served model's tokenizer makes of the step tag (vLLM's /tokenize, at the server's root);
+    None where the server has no such endpoint."""
+    root = config.base_url.rstrip("/").removesuffix("/v1")
+    client = openai.AsyncOpenAI(base_url=root, api_key=config.api_key, timeout=config.timeout_s, max_retries=1)
+    try:
+        body = await client.post("/tokenize", body={"model": config.model, "prompt": config.step_tag,
+                                                    "add_special_tokens": False}, cast_to=object)
+        return int(body["count"]) if isinstance(body, dict) and "count" in body else len(body["tokens"])
+    except (openai.NotFoundError, KeyError, TypeError, ValueError):
+        return None
+    finally:
+        await client.close()
+
+
 async def preflight(config: RewardConfig) -> None:
-    """Before any engine starts: the server answers, on the endpoint the config needs, with a score."""
+    """Before any engine starts: the server answers, on the endpoint the config needs, with a score; a process
+    reward model's step tag is one token of its tokenizer (a PRM scores at its own tag: a tag it splits into pieces
+    is scored nowhere, or at a piece, and every step's reward is then meaningless)."""
     client = _client(config)
     try:
         body = await _ask(client, config, f"1 + 1 = 2{config.step_tag}" if config.process else "1 + 1 = 2")
     finally:
         await client.close()
+    if config.process:
+        pieces = await _step_tag_tokens(config)
+        if pieces is not None and pieces != 1:
+            raise ConfigError(f"reward server {config.base_url}: the step tag {config.step_tag!r} is {pieces} tokens "
+                              f"of model '{config.model}'s tokenizer, not one (set scorer_options step_tag to the "
+                              f"model's own tag)")
     if not isinstance(body, dict) or read_pooling(body, config) is None:
         raise ConfigError(f"reward server {config.base_url}: model '{config.model}' answered without a reward "
                           f"(is it a reward model? a process reward model needs its step tag {config.step_tag!r})")

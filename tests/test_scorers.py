@@ -26,7 +26,7 @@ class FakePooling:
     """vLLM's pooling endpoints in their response shapes: /pooling gives a [negative, positive] pair per step tag
     (a step containing 'wrong' scores low), /classify one probability pair. `endpoints` limits what it serves."""
 
-    def __init__(self, endpoints=("/pooling", "/classify")):
+    def __init__(self, endpoints=("/pooling", "/classify", "/tokenize")):
         self.requests: list[dict] = []
         server = self
 
@@ -38,6 +38,9 @@ class FakePooling:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, **body})
                 path = self.path.removeprefix("/v1")
+                if path == "/tokenize" and "/tokenize" in endpoints:  # its tokenizer knows <extra_0>, splits the rest
+                    pieces = 1 if body["prompt"] == "<extra_0>" else len(body["prompt"])
+                    return self._send(200, {"tokens": list(range(pieces)), "count": pieces, "max_model_len": 4096})
                 if path not in endpoints:
                     return self._send(404, {"error": {"message": "Not Found"}})
                 text = body["input"]
@@ -182,6 +185,28 @@ def test_a_server_without_the_pooling_endpoint_is_refused_before_the_run(tmp_pat
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 1 and len(lines) == 1 and "has no /pooling endpoint" in lines[0], r.stderr
     assert not (tmp_path / "results" / "x").exists()
+
+
+@pytest.mark.parametrize("endpoints,tag,refused", [
+    (("/pooling", "/tokenize"), "<extra_0>", False),
+    (("/pooling", "/tokenize"), "<step>", True),  # the tokenizer splits it into 6 pieces
+    (("/pooling",), "<extra_0>", False),  # no /tokenize: the check is skipped, the server's scores decide
+])
+def test_a_step_tag_the_tokenizer_splits_is_refused_before_the_run(tmp_path, endpoints, tag, refused):
+    server = FakePooling(endpoints=endpoints)
+    try:
+        expr = (f"best-of-n(n=4, scorer='reward', scorer_options={{'base_url': '{server.url}', "
+                f"'step_tag': '{tag}'}})")
+        r = tts("eval", "--engine", "sim", "--task", "demo", "--limit", "2", "-s", expr, "--no-progress",
+                "--run-id", "x", cwd=tmp_path)
+    finally:
+        server.close()
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    if refused:
+        assert r.returncode == 1 and len(lines) == 1 and "is 6 tokens of model" in lines[0], r.stderr
+        assert not (tmp_path / "results" / "x").exists()
+    else:
+        assert r.returncode == 0, r.stderr
 
 
 def test_eval_reports_verification_apart(tmp_path):
