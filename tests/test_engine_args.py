@@ -57,7 +57,10 @@ def test_a_hub_id_and_engine_args_reach_vllms_engine_args(tmp_path):
     assert args["tensor_parallel_size"] == 2
     assert args["gpu_memory_utilization"] == 0.85 and args["quantization"] == "awq"
     assert args["max_model_len"] == 32768 and args["enable_prefix_caching"] is False  # the user's values win
-    assert args["dtype"] == "bfloat16" and args["seed"] == 0  # tts's defaults where the user said nothing
+    from tts.engine_adapters.vllm_engine import cpu_dtype
+
+    # tts's defaults where the user said nothing: on the CPU build, the dtype this machine computes fast
+    assert args["dtype"] == cpu_dtype() and args["seed"] == 0
     assert "captured" in r.stderr and r.returncode == 1  # the start failed, cleanly, as the capture made it
 
 
@@ -76,3 +79,14 @@ def test_bad_engine_arguments_are_one_line_before_anything_starts(tmp_path, args
     assert captured is None and r.returncode == 1
     assert lines[-1].startswith("error: ") and message in lines[-1], r.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_the_cpu_build_computes_in_bfloat16_only_where_the_hardware_does():
+    from tts.engine_adapters.vllm_engine import cpu_dtype
+
+    amd = "processor\t: 0\nflags\t\t: fpu sse sse2 avx fma f16c avx2 sha_ni vaes\n"  # an AVX2 EPYC (this CI's kind)
+    sapphire = "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    cooper = "flags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    skylake = "flags\t\t: fpu avx2 avx512f avx512bw\n"  # AVX-512 without BF16: bf16 would be emulated
+    assert [cpu_dtype(x) for x in (amd, sapphire, cooper, skylake, "")] == \
+        ["float32", "bfloat16", "bfloat16", "float32", "float32"]

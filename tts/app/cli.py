@@ -448,7 +448,6 @@ def quiet_engines(verbose: bool) -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TTS_QUIET_ENGINE", "1")  # the vLLM adapter leaves out its weight-loading bar
     # the engine's own processes inherit these: library deprecation notes are for their developers, not a user
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
     warnings.filterwarnings("ignore", category=FutureWarning)
