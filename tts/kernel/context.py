@@ -119,10 +119,18 @@ class Context:
             for c in completions:
                 if c.finish_reason == "confidence":
                     self.emit("confidence_stop", by="engine", tokens=c.completion_tokens)
-            return split_all(self, completions) if self.reasoning is not None else completions
+            return self._thought(split_all(self.reasoning, self.count_tokens, completions)) \
+                if self.reasoning is not None else completions
         if self.reasoning is not None:
-            return await think(self, request)
+            return self._thought(await think(self.reasoning, request, self.raw_generate, self.count_tokens, self.emit))
         return await self.raw_generate(request)
+
+    def _thought(self, completions: list[Completion]) -> list[Completion]:
+        """A reasoning model's split completions: their thinking tokens charged apart (already in the totals)."""
+        thinking = sum(c.thinking_tokens for c in completions)
+        if thinking:
+            self.charge(Usage(thinking_tokens=thinking))
+        return completions
 
     async def raw_generate(self, request: GenerateRequest) -> list[Completion]:
         """One engine call as asked, without reasoning-model handling (budget forcing calls it for each part)."""
@@ -169,7 +177,7 @@ class Context:
             request = instructed(self.reasoning, request)
         [completion] = await self._call(request, self._consumer(on_chunk, until), stream=True)
         if self.reasoning is not None:
-            [completion] = split_all(self, [completion])
+            [completion] = self._thought(split_all(self.reasoning, self.count_tokens, [completion]))
         return completion
 
     def _consumer(self, on_chunk: Callable[[Chunk], None] | None, until: Callable[[Chunk], bool] | None):

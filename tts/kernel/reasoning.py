@@ -9,6 +9,7 @@ A thinking budget is enforced by budget forcing (s1, Muennighoff et al. 2025): g
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable, Callable
 
 from pydantic import Field
 
@@ -57,32 +58,34 @@ def instructed(config: ReasoningConfig, request: GenerateRequest) -> GenerateReq
     return request.model_copy(update={"messages": (system, *request.messages)})
 
 
-def split_all(ctx, completions: list[Completion]) -> list[Completion]:
-    """Completions whose `text` is the answer part; the thinking part and its tokens ride along, and are charged
-    to usage as thinking tokens."""
-    config: ReasoningConfig = ctx.reasoning
-    out, thinking_tokens = [], 0
+Call = Callable[[GenerateRequest], Awaitable[list[Completion]]]
+Emit = Callable[..., None]
+
+
+def split_all(config: ReasoningConfig, count_tokens: Callable[[str], int],
+              completions: list[Completion]) -> list[Completion]:
+    """Completions whose `text` is the answer part; the thinking part and its token count ride along (the caller
+    charges `thinking_tokens`: they are already in the completion tokens)."""
+    out = []
     for c in completions:
         thinking, answer = config.split(c.text)
-        tokens = min(ctx.count_tokens(thinking), c.completion_tokens) if thinking else 0
-        thinking_tokens += tokens
+        tokens = min(count_tokens(thinking), c.completion_tokens) if thinking else 0
         out.append(c.model_copy(update={"text": answer, "thinking": thinking, "thinking_tokens": tokens}))
-    if thinking_tokens:
-        ctx.charge(Usage(thinking_tokens=thinking_tokens))
     return out
 
 
-async def think(ctx, request: GenerateRequest) -> list[Completion]:
+async def think(config: ReasoningConfig, request: GenerateRequest, call: Call, count_tokens: Callable[[str], int],
+                emit: Emit) -> list[Completion]:
     """A reasoning model's completions, split; with a thinking budget, by budget forcing: think up to the budget
-    (stopping at the closing tag), then each completion answers in a continuation after the closed tag."""
-    config: ReasoningConfig = ctx.reasoning
+    (stopping at the closing tag), then each completion answers in a continuation after the closed tag. `call`
+    makes one engine call as asked (charged and traced by the caller); `emit` traces where thinking was cut."""
     request = instructed(config, request)
     budget = config.thinking_budget
     if budget is None or request.messages is None or budget >= request.max_tokens:
-        return split_all(ctx, await ctx.raw_generate(request))
+        return split_all(config, count_tokens, await call(request))
     opening = "" if config.opened_in_prompt else config.start
     first = request.model_copy(update={"max_tokens": budget, "stop": (*request.stop, config.end)})
-    thoughts = await ctx.raw_generate(first)
+    thoughts = await call(first)
 
     async def answer(c: Completion) -> Completion:
         thinking = c.text
@@ -95,10 +98,10 @@ async def think(ctx, request: GenerateRequest) -> list[Completion]:
         follow = request.model_copy(update={
             "messages": (*request.messages, Message(role="assistant", content=prefill)), "continue_final": True,
             "n": 1, "max_tokens": rest})
-        [tail] = await ctx.raw_generate(follow)
+        [tail] = await call(follow)
         tokens = c.completion_tokens
-        ctx.emit("thinking_cut" if c.finish_reason == "length" else "thinking_done", thinking_tokens=tokens,
-                 budget=budget)
+        emit("thinking_cut" if c.finish_reason == "length" else "thinking_done", thinking_tokens=tokens,
+             budget=budget)
         return Completion(text=tail.text.strip(), thinking=thinking.replace(opening, "", 1).strip(),
                           thinking_tokens=tokens, completion_tokens=tokens + tail.completion_tokens,
                           prompt_tokens=c.prompt_tokens + tail.prompt_tokens,
@@ -107,6 +110,4 @@ async def think(ctx, request: GenerateRequest) -> list[Completion]:
 
     async with asyncio.TaskGroup() as tg:  # each sample answers on its own; an error cancels the call as a whole
         tasks = [tg.create_task(answer(c)) for c in thoughts]
-    out = [t.result() for t in tasks]
-    ctx.charge(Usage(thinking_tokens=sum(c.thinking_tokens for c in out)))
-    return out
+    return [t.result() for t in tasks]
