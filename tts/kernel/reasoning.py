@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 from pydantic import Field
 
-from tts.kernel.types import Completion, Frozen, GenerateRequest, Message, Usage
+from tts.kernel.types import Completion, Frozen, GenerateRequest, Message
 
 INSTRUCTION = ("Think step by step inside {start} and {end} first. After {end}, write only the final answer in the "
                "form the problem asks for.")
