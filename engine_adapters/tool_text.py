@@ -42,3 +42,36 @@ def template_messages(messages) -> list[dict]:
                 pass
         out.append(wire)
     return out
+
+
+# Qwen2.5's own words for tools (its chat template's), for templates that have no place for them
+_HERMES = ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+           "function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\nFor each function "
+           "call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+           "<tool_call>\n{{\"name\": <function-name>, \"arguments\": <args-json-object>}}\n</tool_call>")
+
+
+def with_tool_prompt(messages: list[dict], tools) -> list[dict]:
+    """Messages that state the tools in a system message, Hermes-style, for a chat template that drops `tools`
+    (SmolLM2's, Llama 2's): the model is told the tools and how to call them, as Qwen2.5's template tells it."""
+    text = _HERMES.format(tools="\n".join(json.dumps(t) for t in tools))
+    if messages and messages[0].get("role") == "system":
+        return [{**messages[0], "content": f"{messages[0].get('content') or ''}\n\n{text}".lstrip()}, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+def render_prompt(tokenizer, request, template_kwargs: dict | None = None) -> str:
+    """A chat request as the model's template writes it, with its tools: in the template's own place for them, or,
+    where the template has none (rendering with and without them gives the same text), in a system message."""
+    if request.prompt is not None:
+        return request.prompt
+    kwargs = dict(tokenize=False, add_generation_prompt=not request.continue_final,
+                  continue_final_message=request.continue_final, **(template_kwargs or {}))
+    messages = template_messages(request.messages or ())
+    if not request.tools:
+        return tokenizer.apply_chat_template(messages, **kwargs)
+    tools = list(request.tools)
+    rendered = tokenizer.apply_chat_template(messages, tools=tools, **kwargs)
+    if rendered != tokenizer.apply_chat_template(messages, **kwargs):
+        return rendered
+    return tokenizer.apply_chat_template(with_tool_prompt(messages, tools), **kwargs)

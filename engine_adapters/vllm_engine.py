@@ -17,7 +17,7 @@ from tts.kernel.budget import Price
 from tts.kernel.engine import Capabilities, EngineBase
 from tts.kernel.confidence import token_confidence
 from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
-from tts.engine_adapters.tool_text import parse_calls, template_messages
+from tts.engine_adapters.tool_text import parse_calls, render_prompt
 
 
 def cpu_dtype(cpuinfo: str | None = None) -> str:
@@ -141,13 +141,7 @@ class VLLMEngine(EngineBase):
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def render(self, request: GenerateRequest) -> str:
-        if request.prompt is not None:
-            return request.prompt
-        tools = {"tools": list(request.tools)} if request.tools else {}
-        return self.tokenizer.apply_chat_template(
-            template_messages(request.messages or ()), tokenize=False, **tools,
-            add_generation_prompt=not request.continue_final, continue_final_message=request.continue_final,
-            **self.template_kwargs)
+        return render_prompt(self.tokenizer, request, self.template_kwargs)
 
     def describe(self) -> dict:
         """What the manifest records: the model and the sampling values every request carries besides its own."""

@@ -1,6 +1,7 @@
 """Tool calls written in a model's text (Hermes/Qwen format), as in-process vLLM reads them back, and messages with
 calls rendered for a Hugging Face chat template."""
 import json
+import os
 
 from tts.engine_adapters.tool_text import parse_calls, template_messages
 from tts.kernel.types import Message, ToolCall
@@ -31,3 +32,50 @@ def test_template_messages_carry_arguments_as_objects():
     wired = template_messages([turn, result])
     assert wired[0]["tool_calls"][0]["function"]["arguments"] == {"x": 1}
     assert wired[1] == {"role": "tool", "content": "2", "tool_call_id": "c1"}
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                            "parameters": {"type": "object",
+                                                           "properties": {"city": {"type": "string"}}}}}
+
+
+def _tokenizer(name: str):
+    """A real model's tokenizer and chat template, from the local model folder `tts setup-model` writes."""
+    import pytest
+
+    transformers = pytest.importorskip("transformers")
+    from tts.engine_adapters.local_models import is_ready, model_dir
+
+    if not is_ready(name):
+        if os.environ.get("TTS_REQUIRE_REAL_ENGINE") == "1" and name == "smollm2-135m":
+            pytest.fail(f"{name} not set up")
+        pytest.skip(f"{name} not set up (tts setup-model {name})")
+    return transformers.AutoTokenizer.from_pretrained(str(model_dir(name)))
+
+
+def test_tools_reach_a_model_whose_template_has_no_place_for_them():
+    """SmolLM2's chat template drops `tools` silently: the model would never hear of them. The prompt states them
+    in a system message (Hermes's words), and a system message of the caller's own is kept."""
+    from tts.engine_adapters.tool_text import render_prompt
+    from tts.kernel.types import GenerateRequest
+
+    tok = _tokenizer("smollm2-135m")
+    ask = (Message(role="system", content="Be brief."), Message(role="user", content="Weather in Oslo?"))
+    request = GenerateRequest(messages=ask, tools=(WEATHER,))
+    plain = render_prompt(tok, request.model_copy(update={"tools": ()}))
+    assert "get_weather" not in tok.apply_chat_template([m.wire() for m in ask], tools=[WEATHER], tokenize=False)
+    prompt = render_prompt(tok, request)
+    assert "get_weather" in prompt and "<tool_call>" in prompt and "Be brief." in prompt and prompt != plain
+    assert prompt.count("<|im_start|>system") == 1  # folded into the caller's system message, not a second one
+
+
+def test_a_template_with_tools_renders_them_its_own_way():
+    from tts.engine_adapters.tool_text import render_prompt
+    from tts.kernel.types import GenerateRequest
+
+    tok = _tokenizer("qwen2.5-coder-0.5b")
+    request = GenerateRequest(messages=(Message(role="user", content="Weather in Oslo?"),), tools=(WEATHER,))
+    prompt = render_prompt(tok, request)
+    assert prompt == tok.apply_chat_template([{"role": "user", "content": "Weather in Oslo?"}], tools=[WEATHER],
+                                             tokenize=False, add_generation_prompt=True)
+    assert "get_weather" in prompt
