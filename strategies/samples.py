@@ -35,7 +35,8 @@ def to_sample(ctx: Context, index: int, completion: Completion, window: int = 64
 def outcome_sample(o: BranchOutcome[Sample]) -> Sample:
     if o.status == "ok" and o.value is not None:
         return o.value
-    return Sample(index=o.index, text="", answer=None, completion_tokens=0, status=o.status, error=o.error)
+    # a branch cut by a stop, a pruner or the budget was charged what it generated: its row says so
+    return Sample(index=o.index, text="", answer=None, completion_tokens=o.tokens, status=o.status, error=o.error)
 
 
 def canonical(ctx: Context, samples: list[Sample]) -> list[Sample]:

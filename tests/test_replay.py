@@ -66,6 +66,20 @@ def test_a_job_budget_run_replayed_takes_the_same_decisions(tmp_path):
     assert sa["completion_tokens"] == sb["completion_tokens"] <= 3000
 
 
+def test_a_cancelled_sample_carries_the_tokens_it_was_charged(recorded):
+    """The replay streams like vLLM (a cancelled call is charged what it generated): a row's usage is the sum of
+    its samples' tokens, the early stop's cancelled samples included, and some of those are not zero."""
+    tmp, traces = recorded
+    r = tts("eval", "--engine", "replay", "--traces", str(traces), "--task", "demo", "-n", "8", "-o", "batch=false",
+            "--sim-latency", LATENCY, "--run-id", "cut", "--no-progress", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    cancelled = []
+    for row in rows(tmp / "results" / "cut").values():
+        assert row["usage"]["completion_tokens"] == sum(s["tokens"] for s in row["samples"])
+        cancelled += [s["tokens"] for s in row["samples"] if s["status"] == "cancelled"]
+    assert cancelled and max(cancelled) > 0
+
+
 def test_a_smaller_policy_is_paired_with_the_recorded_samples(recorded):
     tmp, traces = recorded
     r = tts("eval", "--engine", "replay", "--traces", str(traces), "--task", "demo", "-n", "4", "--no-early-stop",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Generic, Literal, Protocol, TypeVar
 
@@ -36,6 +37,28 @@ class BranchOutcome(Generic[T]):
     value: T | None = None
     error: str | None = None
     seconds: float = 0.0
+    tokens: int = 0  # generated tokens charged to engine calls under this branch, whatever its status
+
+
+class _Spend:
+    """Generated tokens charged under one branch; a nested branch adds to every branch around it."""
+
+    __slots__ = ("tokens", "parent")
+
+    def __init__(self, parent: "_Spend | None") -> None:
+        self.tokens, self.parent = 0, parent
+
+
+_spend: ContextVar[_Spend | None] = ContextVar("tts_branch_spend", default=None)
+
+
+def charge_branch(tokens: int) -> None:
+    """An engine call's generated tokens, counted to the branch it ran in (a cancelled branch's outcome then says
+    what it cost, as the budget already does)."""
+    spend = _spend.get()
+    while spend is not None:
+        spend.tokens += tokens
+        spend = spend.parent
 
 
 # A stop rule sees each outcome as it arrives, with the number of branches still running, and says why the group
@@ -129,8 +152,10 @@ class BranchGroup(Generic[T]):
 
     async def _run(self, i: int, path: Path, factory: Callable[[], Awaitable[T]]) -> None:
         current_path.set(path)
+        spend = _Spend(_spend.get())
+        _spend.set(spend)
         if self._gate is None:
-            return await self._body(i, path, factory)
+            return await self._body(i, path, factory, spend)
         try:
             await self._gate.acquire()
         except asyncio.CancelledError:
@@ -139,11 +164,11 @@ class BranchGroup(Generic[T]):
             self._finish(BranchOutcome(i, path, self._cancel_status[i], error=self._cancel_reason[i]))
             return
         try:
-            await self._body(i, path, factory)
+            await self._body(i, path, factory, spend)
         finally:
             self._gate.release()
 
-    async def _body(self, i: int, path: Path, factory: Callable[[], Awaitable[T]]) -> None:
+    async def _body(self, i: int, path: Path, factory: Callable[[], Awaitable[T]], spend: _Spend) -> None:
         emit = self.ctx.emit
         emit("branch_start", label=self.label)
         t0 = time.monotonic()
@@ -163,6 +188,6 @@ class BranchGroup(Generic[T]):
         else:
             outcome = BranchOutcome(i, path, "ok", value=value)
         seconds = round(time.monotonic() - t0, 6)
-        outcome = BranchOutcome(i, path, outcome.status, outcome.value, outcome.error, seconds)
+        outcome = BranchOutcome(i, path, outcome.status, outcome.value, outcome.error, seconds, spend.tokens)
         emit("branch_end", status=outcome.status, error=outcome.error, seconds=seconds)
         self._finish(outcome)

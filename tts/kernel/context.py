@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-from tts.kernel.branches import BranchGroup, BranchOutcome, StopRule
+from tts.kernel.branches import BranchGroup, BranchOutcome, StopRule, charge_branch
 from tts.kernel.budget import Budget, Reservation
 from tts.kernel.engine import Engine
 from tts.kernel.errors import BudgetExhausted
@@ -259,6 +259,7 @@ class Context:
                 end = dict(completion_tokens=used, **({"error": error} if error else {}))
             self.budget.settle(reserved, used, usd)
             self.charge(usage)
+            charge_branch(used)
             self.tracer.set_status(node, "done" if status == "ok" else status, tokens=used, seconds=seconds,
                                    **({"error": error} if error else {}))
             self.emit("call_end", node=node, status=status, seconds=seconds, **end)
