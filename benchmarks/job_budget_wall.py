@@ -50,9 +50,13 @@ def main() -> None:
     ap.add_argument("--old", help="a folder with an older tts package (its rounds wait for their last draw)")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--latency", default="0.005")
+    ap.add_argument("--limit", type=int, help="the first K problems (default: those the recording holds whole)")
     a = ap.parse_args()
     config = json.loads((a.recording / "config.json").read_text())
-    config["limit"] = sum(1 for x in (a.recording / "results.jsonl").read_text().splitlines() if x.strip())
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from policy_replay import recorded_prefix
+
+    config["limit"] = a.limit or recorded_prefix(a.recording)
     config["max_tokens"] = config.get("max_tokens") or config["strategy_config"]["max_tokens"]
     c = a.concurrency
     res: dict = {"command": "python benchmarks/job_budget_wall.py " + " ".join(sys.argv[1:]),

@@ -6,7 +6,8 @@ Record once (16 samples per problem, every one whole, with top-10 logprobs for D
     tts eval --task gsm8k --limit 40 -s sc -n 16 --no-early-stop -o batch=false -o logprobs=10 --max-tokens 384 \\
         --model qwen2.5-coder-1.5b --record --run-id gsm8k-1.5b-sc16
 Then:
-    python benchmarks/policy_replay.py gsm8k=results/gsm8k-1.5b-sc16 [svamp=RUN_DIR ...] [--only REGEX]
+    python benchmarks/policy_replay.py gsm8k=results/gsm8k-1.5b-sc16 [svamp=RUN_DIR ...] [--only REGEX] [--limit K]
+(a recording cut short is replayed on the set's first problems whose samples it holds in full)
 
 Policies: SC@n; SC with an early-stop rule, its samples in flight a few at a time or all at once; DeepConf online
 (warm-up traces set the bar, later ones stop under it inside the engine, the group stops on its rule); the job-level
@@ -90,9 +91,24 @@ def score(got: dict, ref: dict | None) -> dict:
     return out
 
 
-def replay(recording: Path, only: str | None) -> dict:
+def recorded_prefix(recording: Path) -> int:
+    """How many of the set's first problems the recording holds whole (a problem's row is written when all its
+    samples are in; a recording cut short is used up to its first missing problem)."""
+    finished = [json.loads(x)["id"] for x in (recording / "results.jsonl").read_text().splitlines() if x.strip()]
     config = json.loads((recording / "config.json").read_text())
-    config["limit"] = sum(1 for x in (recording / "results.jsonl").read_text().splitlines() if x.strip())
+    from tts.tasks import get
+
+    ids = [p.id for p in get(config["task"]).load(None if str(config.get("data", "")).startswith("packaged:")
+                                                   else config.get("data"))]
+    k = 0
+    while k < len(ids) and ids[k] in finished:
+        k += 1
+    return k
+
+
+def replay(recording: Path, only: str | None, limit: int | None = None) -> dict:
+    config = json.loads((recording / "config.json").read_text())
+    config["limit"] = limit or recorded_prefix(recording)
     config["max_tokens"] = config.get("max_tokens") or config["strategy_config"]["max_tokens"]
     res: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,10 +132,14 @@ def replay(recording: Path, only: str | None) -> dict:
 
 def main() -> None:
     argv = sys.argv[1:]
-    only = None
+    only = limit = None
     if "--only" in argv:
         i = argv.index("--only")
         only = argv[i + 1]
+        del argv[i: i + 2]
+    if "--limit" in argv:
+        i = argv.index("--limit")
+        limit = int(argv[i + 1])
         del argv[i: i + 2]
     out: dict = {"command": "python benchmarks/policy_replay.py " + " ".join(sys.argv[1:]), "n": N,
                  "engine": f"replay (tts eval --engine replay, {LATENCY} s/token)", "sets": {}}
@@ -127,7 +147,7 @@ def main() -> None:
         name, path = arg.split("=", 1)
         recording = Path(path)
         print(f"{name}: replaying {recording}", flush=True)
-        res = replay(recording, only)
+        res = replay(recording, only, limit)
         out["sets"][name] = {"problems": res["sc@16"]["problems"], "source": str(recording), "policies": res}
         best = {k: v for k, v in res.items() if v["lost_vs_sc16"] == 0 or v["accuracy"] >= res["sc@16"]["accuracy"]}
         cheapest = min(best.items(), key=lambda kv: kv[1]["tokens"])
