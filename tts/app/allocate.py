@@ -81,6 +81,16 @@ class _Ledger:
         self.alloc, self.state, self.votes_ctx = alloc, state, votes_ctx  # votes_ctx reads answers' classes; no call
         self.decided: list[Draw] = []
         self.taken = 0  # draws whose results the policy has taken in (a prefix of `decided`)
+        # each problem's votes as the policy sees them, read again only when one of its draws is taken in
+        self.votes = {pid: ProblemVotes() for pid in state}
+
+    def take(self, line: dict) -> None:
+        """The next draw's results, in decision order."""
+        p = self.state[line["id"]]
+        p.add(line)
+        self.votes[line["id"]] = ProblemVotes(votes=vote_counts(canonical(self.votes_ctx, p.samples)),
+                                              samples=p.attempts)
+        self.taken += 1
 
     def busy(self) -> set[str]:
         return {d.problem for d in self.decided[self.taken:]}
@@ -96,12 +106,9 @@ class _Ledger:
         if j < len(self.logged):  # decided before the run was cut: kept as it was (the same as deciding again)
             line = self.logged[j]
             return Draw(problem=line["id"], samples=line["k"], cap=line["cap"])
-        busy = self.busy()
         drawn = sum(len(p.samples) for p in self.state.values())
-        votes = {pid: ProblemVotes(votes=vote_counts(canonical(self.votes_ctx, p.samples)), samples=p.attempts)
-                 for pid, p in self.state.items()}
-        return next_draw(votes, busy, self.available(), self.spent() / drawn if drawn else float(max_tokens),
-                         self.alloc)
+        return next_draw(self.votes, self.busy(), self.available(),
+                         self.spent() / drawn if drawn else float(max_tokens), self.alloc)
 
 
 async def run_allocated(session: Session, problems: list[Problem], run_dir: Path, config: dict,
@@ -133,9 +140,7 @@ async def run_allocated(session: Session, problems: list[Problem], run_dir: Path
 
         async def take_in() -> None:
             j = ledger.taken
-            line = ledger.finished.pop(j, None) or await running.pop(j)
-            state[line["id"]].add(line)
-            ledger.taken += 1
+            ledger.take(ledger.finished.pop(j, None) or await running.pop(j))
 
         try:
             async with asyncio.TaskGroup() as tg:
