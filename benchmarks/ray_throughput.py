@@ -10,7 +10,7 @@ from pathlib import Path
 
 from common import write
 
-from tts.app.jobs import RunSpec, run_spec
+from tts.app.jobs import RunSpec, make_spec, run_spec
 
 PROBLEMS, IN_FLIGHT = 200, 16
 
@@ -27,9 +27,9 @@ async def main() -> None:
     data.write_text("".join(f'{{"question": "Problem {i}: what is {i} plus {i}?", "answer": "#### {2 * i}"}}\n'
                             for i in range(PROBLEMS)))
     base = dict(engine="sim", data=data, n=8, early_stop=False, sim_latency=0.002, output=tmp)
-    local_s, local = await timed(RunSpec(**base, concurrency=IN_FLIGHT, run_id="local"))
-    ray_s, ray = await timed(RunSpec(**base, concurrency=IN_FLIGHT // 2, run_id="ray", executor="ray", workers=2))
-    warm_s, _ = await timed(RunSpec(**base, concurrency=IN_FLIGHT // 2, run_id="ray2", executor="ray", workers=2))
+    local_s, local = await timed(make_spec(dict(**base, concurrency=IN_FLIGHT, run_id="local")))
+    ray_s, ray = await timed(make_spec(dict(**base, concurrency=IN_FLIGHT // 2, run_id="ray", executor="ray", workers=2)))
+    warm_s, _ = await timed(make_spec(dict(**base, concurrency=IN_FLIGHT // 2, run_id="ray2", executor="ray", workers=2)))
     shutil.rmtree(tmp)
     assert local["correct"] == ray["correct"] and local["problems"] == ray["problems"] == PROBLEMS
     print(write("ray_throughput", {

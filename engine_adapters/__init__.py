@@ -48,6 +48,7 @@ class OpenAISpec(Frozen):
 class VLLMSpec(Frozen):
     kind: Literal["vllm"] = "vllm"
     model: str  # as vLLM takes it: a hub id or a model directory (engine_spec resolves local model names)
+    name: str | None = None  # the model as the user named it (a local model's name), None for the default
     max_model_len: int = Field(4096, ge=16)
     seed: int = 0
     engine_args: dict[str, Any] = {}  # --engine-arg: vLLM's AsyncEngineArgs, by vLLM's names
@@ -126,7 +127,7 @@ def engine_spec(kind: str | None, **options: Any) -> EngineSpec:
         from tts.engine_adapters.vllm_args import check_engine_args, check_request_args
 
         # a missing model or an unreachable hub is an error now, before any run folder or engine
-        given.update(model=resolve(given.get("model")), engine_args=check_engine_args(engine_args),
+        given.update(name=given.get("model"), model=resolve(given.get("model")), engine_args=check_engine_args(engine_args),
                      request_args=check_request_args(request_args))
     elif kind == "openai":
         given["extra_body"] = request_args

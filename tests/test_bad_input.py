@@ -72,7 +72,7 @@ CASES = [
     (["--prune-opt", "colour=red"], "--prune-opt colour"),
     (["--budget-usd", "1"], "--price"),
     (["--price", "cheap", "--budget-usd", "1"], "--price"),
-    (["--executor", "quantum"], "unknown executor"),
+    (["--executor", "quantum"], "--executor: Input should be 'local' or 'ray'"),
     (["--task", "humaneval", "-o", "probe={}"], "no answer to probe"),
     (["--task", "humaneval", "--prune", "--prune-opt", "signal=probe"], "no answer to probe"),
     (["--resume", "--run-id", "never-ran"], "nothing to resume"),

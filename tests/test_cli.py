@@ -199,3 +199,39 @@ def test_job_file_runs_several_strategies_with_overrides_and_manifest(tmp_path):
     assert "has no option nonsense" in one_error_line(r)
     (tmp_path / "bad.toml").write_text("[[runs]]\nstrategy = 'sc'\ncolour = 'red'\n")
     assert "run 1: colour" in one_error_line(tts("eval", "--config", "bad.toml", cwd=tmp_path))
+
+
+def test_job_file_in_tables_builds_the_same_typed_spec(tmp_path):
+    """A job file may name the spec's parts as tables; a run's table overrides the file's, the command line both;
+    a key a part does not have, or a flag the chosen strategy does not take, is one error line."""
+    from tts.app.jobs import load_job
+    from tts.app.spec import make_spec
+
+    (tmp_path / "job.toml").write_text(
+        '[engine]\nkind = "sim"\naccuracy = 0.9\n\n[problems]\nlimit = 4\n\n[budget]\ntokens = 900\n\n'
+        '[[runs]]\n[runs.strategy]\nname = "pdr"\nrounds = 3\n[runs.output]\nrun_id = "b"\n\n'
+        '[[runs]]\n[runs.engine]\naccuracy = 0.5\n[runs.strategy]\nname = "sc"\nn = 4\n')
+    first, second = load_job(tmp_path / "job.toml", {"limit": 3})
+    assert first.engine.kind == second.engine.kind == "sim"
+    assert (first.engine.accuracy, second.engine.accuracy) == (0.9, 0.5)
+    assert first.problems.limit == second.problems.limit == 3  # the command line beats the file
+    assert first.strategy.resolve()[1].rounds == 3 and second.strategy.resolve()[1].n == 4
+    assert first.budget.per_problem.max_tokens == 900 and first.output.run_id == "b"
+    flat = make_spec({"engine": "sim", "sim_accuracy": 0.9, "limit": 3, "budget_tokens": 900, "strategy": "pdr",
+                      "options": {"rounds": 3}, "run_id": "b"})
+    assert flat == first  # the flags and the tables are one vocabulary
+    from tts.app.spec import RunSpec
+
+    assert RunSpec.model_validate_json(first.model_dump_json()) == first  # what a Ray worker receives
+    r = tts("eval", "--config", "job.toml", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.count("accuracy:") == 2, r.stderr
+    (tmp_path / "bad.toml").write_text("[engine]\nkind = 'sim'\ncolour = 'red'\n")
+    assert "engine.colour: unknown setting" in one_error_line(tts("eval", "--config", "bad.toml", cwd=tmp_path))
+    r = tts("eval", "--engine", "sim", "--strategy", "pdr", "-n", "8", cwd=tmp_path)
+    assert "-n does not apply to strategy 'pdr'" in one_error_line(r)
+    r = tts("eval", "--engine", "sim", "--strategy", "sc4 | pdr", "--temperature", "0.5", cwd=tmp_path)
+    assert "--temperature applies to a single strategy" in one_error_line(r)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (tmp_path / "readme.toml").write_text(readme.split("```toml\n", 1)[1].split("```", 1)[0])
+    sc, pdr = load_job(tmp_path / "readme.toml", {})  # README's example is a job file that loads
+    assert sc.engine.kind == pdr.engine.kind == "openai" and pdr.budget.per_problem.max_tokens == 20000

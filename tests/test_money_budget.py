@@ -5,7 +5,7 @@ from tests.conftest import make_sim
 from tts.kernel.budget import Budget, BudgetConfig, Price
 from tts.kernel.context import Context
 from tts.kernel.errors import ConfigError
-from tts.app.jobs import RunSpec, parse_price
+from tts.app.jobs import make_spec, parse_price
 from tts.kernel.types import GenerateRequest
 
 REQ = GenerateRequest(prompt="q0", max_tokens=40, temperature=0.7)
@@ -48,7 +48,7 @@ def test_price_text_is_validated():
     with pytest.raises(ConfigError, match="PROMPT,COMPLETION"):
         parse_price("cheap")
     with pytest.raises(ConfigError, match="needs --price"):
-        RunSpec(budget_usd=1.0).engine_price()
+        make_spec({"engine": "sim", "budget_usd": 1.0})
 
 
 def test_cli_money_budget_caps_each_problem(tmp_path):

@@ -39,9 +39,9 @@ def test_a_killed_worker_loses_no_problem_and_duplicates_none(tmp_path):
 
     from tts import tasks
     from tts.app.ray_executor import run_eval_ray
-    from tts.app.spec import RunSpec
+    from tts.app.spec import make_spec
 
-    spec = RunSpec(engine="sim", n=4, early_stop=False, sim_latency=0.01, concurrency=4, task="gsm8k", limit=40)
+    spec = make_spec(dict(engine="sim", n=4, early_stop=False, sim_latency=0.01, concurrency=4, task="gsm8k", limit=40))
     problems = tasks.get("gsm8k").load()[:40]
     run_dir = tmp_path / "k"
     killed = []
@@ -81,12 +81,12 @@ def test_a_batch_that_fails_twice_in_live_workers_becomes_error_rows(tmp_path):
 
     from tts import tasks
     from tts.app.ray_executor import run_eval_ray
-    from tts.app.spec import RunSpec
+    from tts.app.spec import make_spec
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    spec = RunSpec(engine="openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", n=2, task="gsm8k", limit=6)
+    spec = make_spec(dict(engine="openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", n=2, task="gsm8k", limit=6))
     problems = tasks.get("gsm8k").load()[:6]
     run_dir = tmp_path / "f"
     try:

@@ -37,11 +37,11 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _strategy_config(name: str, **options: Any):
+def _strategy_config(name: str, **flags: Any):
     """A strategy name or a composition (e.g. "sc(n=8) | pdr(rounds=1)") and its config."""
-    from tts.app.jobs import RunSpec, strategy_config
+    from tts.app.spec import choose_strategy
 
-    return strategy_config(RunSpec(strategy=name, **options))
+    return choose_strategy(name, **flags).resolve()
 
 
 def _budget(tokens: int | None, calls: int | None, seconds: float | None) -> BudgetConfig:

@@ -24,20 +24,18 @@ class _Worker:
 
     async def solve(self, ids: list[str]) -> list[dict]:
         from tts import tasks
-        from tts.engine_adapters import make_engine
-        from tts.app.spec import strategy_config
+        from tts.engine_adapters import open_engine
         from tts.app.session import Session
 
         spec = self.spec
-        task = tasks.get(spec.task)
+        task = tasks.get(spec.problems.task)
         if self.engine is None:
-            self.engine = await make_engine(spec.engine or "vllm", **spec.engine_options(), problems=self.problems,
-                                            responder=task.sim_responder(self.problems) if task.sim_responder else None,
-                                            price=spec.engine_price())
-        s, config = strategy_config(spec)
-        session = Session(self.engine, task, s, config, spec.budget(), spec.reasoning)
+            self.engine = await open_engine(spec.engine, problems=self.problems, price=spec.budget.price,
+                                            responder=task.sim_responder(self.problems) if task.sim_responder else None)
+        s, config = spec.strategy.resolve()
+        session = Session(self.engine, task, s, config, spec.budget.per_problem, spec.strategy.reasoning)
         by_id = {p.id: p for p in self.problems}
-        sem = asyncio.Semaphore(spec.concurrency)
+        sem = asyncio.Semaphore(spec.executor.concurrency)
 
         async def one(pid: str) -> dict:
             async with sem:
@@ -68,13 +66,13 @@ async def run_eval_ray(spec, problems, run_dir: Path, run_config: dict, *, worke
     from tts.kernel.trace import json_line
     from tts.kernel.types import Usage
 
-    done = prepare_run_dir(run_dir, run_config, spec.resume)
+    done = prepare_run_dir(run_dir, run_config, spec.output.resume)
     rows = [done[p.id] for p in problems if p.id in done]
     todo = [p.id for p in problems if p.id not in done]
     gold = {p.id: p.gold for p in problems}
     ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
              ignore_reinit_error=True, log_to_driver=False, configure_logging=False)
-    actor = ray.remote(num_cpus=1, num_gpus=spec.worker_gpus)(_Worker)
+    actor = ray.remote(num_cpus=1, num_gpus=spec.executor.worker_gpus)(_Worker)
     payload = json.dumps([p.model_dump() for p in problems])
     started = 0
 
