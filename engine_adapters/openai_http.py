@@ -15,6 +15,7 @@ import openai
 from asyncio_throttle import Throttler
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from tts.engine_adapters.tool_text import parse_calls, tool_names
 from tts.kernel.errors import EngineUnavailable
 from tts.kernel.budget import Price
 from tts.kernel.engine import Capabilities, EngineBase, gather_owned
@@ -121,6 +122,12 @@ class OpenAIEngine(EngineBase):
                 messages=[m.wire() for m in request.messages], **common, **extra)
             texts = [(c.message.content or "", c.finish_reason, _chat_logprobs(c.logprobs)) for c in resp.choices]
             calls = [_tool_calls(c.message) for c in resp.choices]
+            if request.tools:  # calls written as bare JSON (Qwen2.5-Coder's) that the server's tool parser missed
+                names = tool_names(request.tools)
+                for i, (text, _, lps) in enumerate(texts):
+                    content, found = (text, None) if calls[i] is not None else parse_calls(text, i, names)
+                    if found:
+                        texts[i], calls[i] = (content, "tool_calls", lps), found
         else:
             extra = {} if request.logprobs is None else {"logprobs": max(request.logprobs, 1)}
             resp = await self.client.completions.create(prompt=request.prompt, **common, **extra,

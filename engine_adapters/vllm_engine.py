@@ -17,7 +17,7 @@ from tts.kernel.budget import Price
 from tts.kernel.engine import Capabilities, EngineBase
 from tts.kernel.confidence import token_confidence
 from tts.kernel.types import Chunk, Completion, GenerateRequest, TokenLogprob
-from tts.engine_adapters.tool_text import parse_calls, render_prompt
+from tts.engine_adapters.tool_text import parse_calls, render_prompt, tool_names
 
 
 def cpu_dtype(cpuinfo: str | None = None) -> str:
@@ -180,7 +180,7 @@ class VLLMEngine(EngineBase):
             finish = "confidence"
         calls = None
         if request.tools:
-            text, calls = parse_calls(text)
+            text, calls = parse_calls(text, names=tool_names(request.tools))
             finish = "tool_calls" if calls else finish
         return Completion(text=text, completion_tokens=tokens, prompt_tokens=prompt_tokens, tool_calls=calls,
                           cached_prompt_tokens=cached, finish_reason=finish,

@@ -79,3 +79,65 @@ def test_a_template_with_tools_renders_them_its_own_way():
     assert prompt == tok.apply_chat_template([{"role": "user", "content": "Weather in Oslo?"}], tools=[WEATHER],
                                              tokenize=False, add_generation_prompt=True)
     assert "get_weather" in prompt
+
+
+TOOLS = {"lookup", "prime_factors"}
+
+
+def test_calls_written_as_bare_json_are_read_when_they_are_the_whole_response():
+    """Qwen2.5-Coder's ways of calling (issue 29's measurement): a ```json block, bare JSON, the template's doubled
+    braces, several blocks or a list for parallel calls; each names an offered tool."""
+    fenced = '```json\n{ "name": "lookup", "arguments": { "entity": "Veloria", "attribute": "capital" } }\n```'
+    content, calls = parse_calls(fenced, names=TOOLS)
+    assert content == "" and [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("lookup", {"entity": "Veloria", "attribute": "capital"})]
+    for text in ('{"name": "lookup", "arguments": {"entity": "Quell", "attribute": "capital"}}',
+                 '{{"name": "lookup", "arguments": {"entity": "Quell", "attribute": "capital"}}}',
+                 '<tool_call>\n{{"name": "lookup", "arguments": {"entity": "Quell", "attribute": "capital"}}}\n'
+                 '</tool_call>'):
+        _, calls = parse_calls(text, names=TOOLS)
+        assert [json.loads(c.arguments)["entity"] for c in calls] == ["Quell"], text
+    parallel = "\n".join(f'```json\n{{"name": "prime_factors", "arguments": {{"n": {n}}}}}\n```' for n in (84, 91))
+    _, calls = parse_calls(parallel, names=TOOLS)
+    assert [json.loads(c.arguments) for c in calls] == [{"n": 84}, {"n": 91}] and calls[0].id != calls[1].id
+    _, calls = parse_calls('[{"name": "prime_factors", "arguments": {"n": 4}}, '
+                           '{"name": "prime_factors", "arguments": {"n": 6}}]', names=TOOLS)
+    assert len(calls) == 2
+
+
+def test_json_that_is_not_only_calls_to_offered_tools_stays_text():
+    fenced = '```json\n{"name": "lookup", "arguments": {"entity": "Veloria", "attribute": "capital"}}\n```'
+    for text in ("Here is how you would call it:\n" + fenced,  # prose around it: an explanation, not a call
+                 fenced.replace("lookup", "delete_everything"),  # a function nobody offered
+                 '{"name": "lookup", "arguments": "Veloria"}',  # arguments that are not an object
+                 '```json\n{"name": "lookup", "arguments": {}}\n```\n```json\n{"city": "Oslo"}\n```',  # one is not a call
+                 '```python\nprint({"name": "lookup"})\n```', "The answer is 42."):
+        assert parse_calls(text, names=TOOLS) == (text, None), text
+    assert parse_calls(fenced) == (fenced, None)  # no tools offered: never calls
+
+
+def test_the_openai_engine_reads_calls_its_server_left_in_the_text():
+    import asyncio
+
+    from tests.fake_openai_server import FakeOpenAI
+    from tts.engine_adapters import make_engine
+    from tts.kernel.types import GenerateRequest
+
+    fenced = '```json\n{"name": "lookup", "arguments": {"entity": "Tarsin", "attribute": "capital"}}\n```'
+    tools = ({"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}},)
+
+    async def go(server, offered):
+        engine = await make_engine("openai", model="fake-model", base_url=server.url)
+        try:
+            return await engine.generate(GenerateRequest(messages=(Message(role="user", content="capital?"),),
+                                                         tools=offered, max_tokens=64))
+        finally:
+            await engine.aclose()
+
+    with FakeOpenAI(responder=lambda body: fenced) as server:
+        [called] = asyncio.run(go(server, tools))
+        [plain] = asyncio.run(go(server, None))
+    assert called.finish_reason == "tool_calls" and called.text == ""
+    assert [(c.name, json.loads(c.arguments)) for c in called.tool_calls] == [
+        ("lookup", {"entity": "Tarsin", "attribute": "capital"})]
+    assert plain.tool_calls is None and plain.text == fenced
