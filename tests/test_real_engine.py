@@ -135,6 +135,29 @@ async def test_vllm_adapter_in_process(gsm8k):
         # a sample the early stop cancelled is charged what it generated (vLLM's stream is metered), and its
         # Sample says so: usage is the sum of every sample's tokens, cancelled ones included
         assert ctx.usage.completion_tokens == sum(s.completion_tokens for s in answer.samples)
+
+        # Beam search over steps, the model scoring its own partial solutions (P(yes), charged as verification):
+        # a round extends at most n beams, and a continued beam reads its question from the prefix cache (vLLM's
+        # CPU build caches whole blocks of 128 tokens: the long tutor prompt makes the shared prefix span some)
+        from tts.kernel.trace import Tracer
+        from tts.strategies.beam import BeamConfig, run_beam
+
+        question = PREFIX + "Tom has 3 boxes with 4 apples each and eats 2. How many apples are left?"
+        tracer = Tracer(run="beam")
+        ctx = Context(engine, task=gsm8k.bind(Problem(id="b", question=question)), tracer=tracer)
+        answer = await run_beam(ctx, Problem(id="b", question=question, gold="10"),
+                                BeamConfig(n=4, width=2, max_steps=3, step_tokens=48, max_tokens=144))
+        starts = {e["node"]: e for e in tracer.events if e["kind"] == "call_start"}
+        ends = [(starts[e["node"]], e) for e in tracer.events if e["kind"] == "call_end"]
+        policy = [(s, e) for s, e in ends if s.get("purpose") != "verify"]
+        continued = [e for s, e in policy if s.get("continue_final")]
+        assert len(policy) <= 4 * answer.meta["rounds"] and answer.meta["finished"] <= 4
+        assert sum(not s.get("continue_final") for s, _ in policy) == 4  # the first round: n beams from the question
+        assert continued and all(e["cached_prompt_tokens"] >= 128 for e in continued), continued
+        verified = [e for s, e in ends if s.get("purpose") == "verify"]
+        assert ctx.usage.verify_calls == len(verified) > 0
+        assert ctx.usage.verify_completion_tokens == sum(e["completion_tokens"] for e in verified)
+        assert ctx.usage.completion_tokens == sum(e["completion_tokens"] for _, e in ends)
     finally:
         await engine.aclose()
 
