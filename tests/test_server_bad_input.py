@@ -71,3 +71,27 @@ def test_unknown_routes_and_methods_answer_in_the_apis_shape(client, method, pat
     r = client.request(method, path)
     assert r.status_code == status and r.headers["content-type"].startswith("application/json")
     assert r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("args,named", [
+    (["--engine", "sim", "--engine-arg", "tensor_parallel_size=2"], "--engine-arg applies to the vllm engine"),
+    (["--engine", "sim", "--sim-accuracy", "2"], "--sim-accuracy"),
+    (["--engine", "sim", "--request-timeout", "5"], "--request-timeout does not apply to the sim engine"),
+    (["--engine", "openai"], "needs --model"),
+    (["--engine", "openai", "--model", "m", "--base-url", "ftp://x"], "ftp://x"),
+    (["--engine", "sim", "--task", "nope"], "unknown task 'nope'")])
+def test_serve_flags_are_checked_before_anything_listens(args, named, tmp_path):
+    """`tts serve` reads its engine flags as `tts eval` does: a misplaced or bad one is one line, and no port opens."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "tts.app.cli", "serve", *args, "--port", str(port)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 1 and len(lines) == 1 and named in lines[0], r.stderr
+    with socket.socket() as s:  # nothing was left listening on the port it was given
+        assert s.connect_ex(("127.0.0.1", port)) != 0

@@ -14,7 +14,7 @@ import typer
 
 from tts import strategies
 from tts import tasks
-from tts.engine_adapters import make_engine, names as engine_names
+from tts.engine_adapters import names as engine_names
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import DataError, TtsError
 
@@ -309,28 +309,45 @@ def view(run: Path = typer.Argument(..., help="a run folder"),
 
 
 @app.command()
-def serve(engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
-          base_url: Optional[str] = typer.Option(None, help="upstream OpenAI-compatible server (engine openai)"),
+def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
+          base_url: list[str] = typer.Option([], help="upstream OpenAI-compatible server (engine openai); repeat it "
+                                             "for replicas of one model, routed by --route"),
+          route: Optional[str] = typer.Option(None, help="replica routing: affinity (default), least-loaded, "
+                                              "round-robin"),
+          request_timeout: Optional[float] = typer.Option(None, help="engine openai: seconds to wait for a "
+                                                          "response (default 300)"),
+          engine_arg: list[str] = typer.Option([], "--engine-arg", help="a vLLM engine argument KEY=VALUE by "
+                                               "vLLM's name, e.g. tensor_parallel_size=2"),
+          request_arg: list[str] = typer.Option([], "--request-arg", help="a per-request extra KEY=VALUE (vLLM "
+                                                "sampling parameters; the openai engine's extra_body)"),
           task: str = typer.Option("chat", help="how answers are read and voted (chat: tool calls, JSON and whole texts; a benchmark task for its answers); a request picks another with <strategy>@<task>:<model>"),
           host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100),
           sim_accuracy: Optional[float] = typer.Option(None, help="engine sim: probability a sample is right (0.7)"),
           sim_latency: Optional[float] = typer.Option(None, help="engine sim: seconds per token (0.001)")) -> None:
     """Serve /v1/chat/completions, /v1/messages (Anthropic) and /v1/models; the model name picks the strategy (e.g. sc8:qwen, usc8:qwen, sc8@gsm8k:qwen)."""
     from tts.kernel.errors import require
+    from tts.app.spec import _flags, engine_of, from_flags
 
     try:
         require("starlette", "serve", "tts serve")
         uvicorn = require("uvicorn", "serve", "tts serve")
+        tasks.get(task)
+        # the engine's flags read and checked as `tts eval` reads them, before the engine starts
+        given, _, _ = from_flags({k: v for k, v in ctx.params.items() if k not in ("task", "host", "port")})
+        espec = engine_of(_flags(given))
+    except ValueError as e:
+        _fail(str(e))
     except TtsError as e:
         _fail(str(e))
 
     from tts.app.server import build_app
 
     async def go() -> None:
-        eng = await make_engine(engine, model=model, base_url=base_url,
-                                accuracy=sim_accuracy, latency_per_token_s=sim_latency)
+        from tts.engine_adapters import open_engine
+
+        eng = await open_engine(espec)
         try:
-            app_ = build_app(eng, task, upstream=(model or engine or "vllm").split("/")[-1])
+            app_ = build_app(eng, task, upstream=(model or espec.kind).split("/")[-1])
             server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))
             # uvicorn shuts down gracefully on SIGTERM and Ctrl-C, then raises the signal again: the handlers it
             # finds must let that end the run cleanly (exit 0, engine closed), not cancel it mid-shutdown

@@ -184,7 +184,7 @@ def make_spec(fields: dict[str, Any], where: str = "") -> RunSpec:
     return build(_flags(fields, where))
 
 
-def _flags(fields: dict[str, Any], where: str) -> RunFlags:
+def _flags(fields: dict[str, Any], where: str = "") -> RunFlags:
     try:
         return RunFlags(**flatten(fields, where))
     except ValidationError as e:
@@ -220,16 +220,21 @@ def build(f: RunFlags) -> RunSpec:
                                                 max_seconds=f.budget_seconds, max_usd=f.budget_usd),
                        total_tokens=f.budget_tokens_total, max_samples=f.n or 16,
                        price=None if f.price is None else parse_price(f.price))
-    engine = engine_spec(f.engine, model=f.model, base_url=f.base_url, route=f.route, seed=f.seed,
-                         accuracy=f.sim_accuracy, timeout_s=f.request_timeout, deadline_s=f.replica_deadline,
-                         slow_factor=f.slow_factor, latency_per_token_s=f.sim_latency, traces=f.traces,
-                         engine_args=f.engine_args, request_args=f.request_args)
+    engine = engine_of(f)
     return RunSpec(problems=Problems(task=f.task, data=f.data, fields=f.fields, limit=f.limit,
                                      skip_unreadable_golds=f.skip_unreadable_golds),
                    strategy=strategy, engine=engine, budget=budget,
                    output=Output(folder=f.output, run_id=f.run_id, resume=f.resume, record=f.record),
                    executor=Executor(kind=f.executor, concurrency=f.concurrency, workers=f.workers,
                                      worker_gpus=f.worker_gpus, ray_address=f.ray_address), seed=f.seed)
+
+
+def engine_of(f: RunFlags) -> EngineSpec:
+    """The engine part of the flags, as the chosen kind's spec (`tts eval` and `tts serve` alike)."""
+    return engine_spec(f.engine, model=f.model, base_url=f.base_url, route=f.route, seed=f.seed,
+                       accuracy=f.sim_accuracy, timeout_s=f.request_timeout, deadline_s=f.replica_deadline,
+                       slow_factor=f.slow_factor, latency_per_token_s=f.sim_latency, traces=f.traces,
+                       engine_args=f.engine_args, request_args=f.request_args)
 
 
 # flags that set a strategy's config field of the same name; given for a strategy without that field, an error
