@@ -8,7 +8,8 @@ classes, the pointwise verifier over every class (P(yes), best class), and selec
 the share of problems where some sample is right.
 
 Usage: python benchmarks/judge_replay.py --task gsm8k RUN_DIR [RUN_DIR ...] [--model qwen2.5-coder-0.5b]
-Writes results/bench/judge_replay.json.
+       [--only pairwise,select] [--out judge_replay]
+Writes results/bench/judge_replay.json (or --out's name).
 """
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ async def main(args) -> None:
                        "generated_tokens": gen_tokens}
         out["oracle"] = {"accuracy": sum(oracle) / len(rows), "ci95": wilson(sum(oracle), len(rows))}
         for name, config in SETTINGS.items():
+            if args.only and config.kind not in args.only.split(","):
+                continue
             t0 = time.monotonic()
             right, verify_prompt, verify_generated, calls, ran, overturned = [], 0, 0, 0, 0, 0
             for _, row in rows:
@@ -95,7 +98,7 @@ async def main(args) -> None:
             print(name, json.dumps(out["settings"][name]), flush=True)
     finally:
         await engine.aclose()
-    print(json.dumps(out) if args.sim else write("judge_replay", out))
+    print(json.dumps(out) if args.sim else write(args.out, out))
 
 
 if __name__ == "__main__":
@@ -103,5 +106,7 @@ if __name__ == "__main__":
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--task", default="gsm8k")
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--only", default="", help="judge kinds to run, e.g. pairwise,select (default: all)")
+    ap.add_argument("--out", default="judge_replay", help="results/bench/<OUT>.json")
     ap.add_argument("--sim", action="store_true", help="judge with the simulator (a dry run; figures not kept)")
     asyncio.run(main(ap.parse_args()))

@@ -43,7 +43,8 @@ def sets(args) -> dict[str, tuple[object, list[Problem]]]:
     return out
 
 
-async def sample_all(engine, problems: list[Problem], path: Path, n: int, max_tokens: int) -> dict[str, list]:
+async def sample_all(engine, problems: list[Problem], path: Path, n: int, max_tokens: int,
+                     in_flight: int) -> dict[str, list]:
     """Each question's N plain-chat responses [(text, tokens)], drawn once and kept line by line."""
     done = {}
     if path.exists():
@@ -64,11 +65,16 @@ async def sample_all(engine, problems: list[Problem], path: Path, n: int, max_to
             done[p.id] = got
             print(p.id, len(got), sum(t for _, t in got), flush=True)
 
-        todo = [p for p in problems if p.id not in done]
-        for i in range(0, len(todo), 8):  # 8 questions (64 streams) in flight
-            async with asyncio.TaskGroup() as tg:
-                for p in todo[i: i + 8]:
-                    tg.create_task(one(p))
+        slots = asyncio.Semaphore(in_flight)  # questions in flight: the next starts as one finishes
+
+        async def held(p: Problem) -> None:
+            async with slots:
+                await one(p)
+
+        async with asyncio.TaskGroup() as tg:
+            for p in problems:
+                if p.id not in done:
+                    tg.create_task(held(p))
     return done
 
 
@@ -128,7 +134,7 @@ async def main(args) -> None:
     try:
         for name, (task, problems) in sets(args).items():
             samples = await sample_all(engine, problems, RUNS / f"open-chat-{name}-{args.model}-n{args.n}.jsonl", args.n,
-                                       args.max_tokens)
+                                       args.max_tokens, args.in_flight)
             out[name] = await choose(engine, task, problems, samples, args.response_tokens)
             print(name, json.dumps(out[name]), flush=True)
     finally:
@@ -143,6 +149,7 @@ if __name__ == "__main__":
     ap.add_argument("-n", type=int, default=8)
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--max-tokens", type=int, default=384)
+    ap.add_argument("--in-flight", type=int, default=12, help="questions sampled at once")
     ap.add_argument("--response-tokens", type=int, default=256)
     ap.add_argument("--svamp", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "svamp_test.jsonl"))
     asyncio.run(main(ap.parse_args()))

@@ -9,6 +9,7 @@ from functools import partial
 
 from pydantic import Field, model_validator
 
+from tts.kernel.client_stop import ClientConfidenceStop
 from tts.kernel.confidence import calibrate
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, ConfidenceStop, Frozen, GenerateRequest, Problem, Sample
@@ -81,7 +82,7 @@ async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
         max_in_flight=config.in_flight)
     samples = warmup + [outcome_sample(o) for o in rest]
     lowconf = sum(s.status == "lowconf" for s in samples)
-    by = "engine" if ctx.engine.capabilities.confidence_stop else "client"
+    by = "client" if isinstance(ctx.engine, ClientConfidenceStop) else "engine"
     return answer_from(ctx, samples, config.vote, stopped_early=settled or any(o.status == "cancelled" for o in rest),
                        threshold=round(threshold, 4), warmup=config.warmup, lowconf=lowconf, stopped_by=by)
 

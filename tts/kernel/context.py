@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from tts.kernel.branches import BranchGroup, BranchOutcome, StopRule, charge_branch
 from tts.kernel.budget import Budget, Reservation
+from tts.kernel.client_stop import ClientConfidenceStop
 from tts.kernel.engine import Engine
 from tts.kernel.errors import BudgetExhausted
 from tts.kernel.reasoning import ReasoningConfig, instructed, split_all, think
@@ -36,7 +37,8 @@ class Context:
     def __init__(self, engine: Engine, *, budget: Budget | None = None, tracer: Tracer | None = None,
                  task: Any = None, reasoning: ReasoningConfig | None = None, judge: Engine | None = None,
                  route_key: str | None = None, on_answer: Callable[[str | None], None] | None = None) -> None:
-        self.engine = engine
+        # an engine that streams but cannot end a trace on confidence is given the client-side stop, once, here
+        self.engine = ClientConfidenceStop.over(engine)
         # anytime consumers (the server's streamed consensus) hear each sample's answer as it is read
         self.on_answer = on_answer
         # calls with one key go to one replica of a routing engine, whose prefix cache holds what they share: the
@@ -108,17 +110,20 @@ class Context:
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         """One engine call, charged to the budget and traced under the current branch (two, when a thinking
-        budget cuts a reasoning model's thinking and it answers in a continuation). A confidence stop runs in the
-        engine where it can (finish_reason "confidence"), else as a stream the context cancels."""
+        budget cuts a reasoning model's thinking and it answers in a continuation). A confidence stop ends the
+        trace in the engine, or, for an engine that cannot, in the client-side stop it was given (finish_reason
+        "confidence" either way)."""
         if request.confidence_stop is not None:
             if not self.engine.capabilities.confidence_stop:
-                return [await self._stream_confident(request)]
+                raise ValueError(f"engine '{self.engine.name}' cannot stop traces on confidence: it neither ends "
+                                 f"them itself nor streams")
             if self.reasoning is not None:  # thinking is cut by confidence here, not by a thinking budget
                 request = instructed(self.reasoning, request)
             completions = await self.raw_generate(request)
+            by = "client" if isinstance(self.engine, ClientConfidenceStop) else "engine"
             for c in completions:
                 if c.finish_reason == "confidence":
-                    self.emit("confidence_stop", by="engine", tokens=c.completion_tokens)
+                    self.emit("confidence_stop", by=by, tokens=c.completion_tokens)
             return self._thought(split_all(self.reasoning, self.count_tokens, completions)) \
                 if self.reasoning is not None else completions
         if self.reasoning is not None:
@@ -133,37 +138,18 @@ class Context:
         return completions
 
     async def raw_generate(self, request: GenerateRequest) -> list[Completion]:
-        """One engine call as asked, without reasoning-model handling (budget forcing calls it for each part)."""
-        if request.n == 1 and self.engine.capabilities.metered_stream:
-            return await self._call(request, self._consumer(None, None), stream=True)
+        """One engine call as asked, without reasoning-model handling (budget forcing calls it for each part). A
+        single sample is streamed where the stream is metered, or where the client-side stop may cut it: a call
+        cancelled on the way is then charged the tokens it generated."""
+        cut_here = request.confidence_stop is not None and isinstance(self.engine, ClientConfidenceStop)
+        if request.n == 1 and (self.engine.capabilities.metered_stream or cut_here):
+            return await self._call(request, self._consumer(None), stream=True)
         return await self._call(request, lambda req, progress: self.engine.generate(req))
 
-    async def _stream_confident(self, request: GenerateRequest) -> Completion:
-        from tts.kernel.confidence import WindowConfidence
-
-        stop = request.confidence_stop
-        if request.n != 1 or not self.engine.capabilities.stream:
-            raise ValueError(f"engine '{self.engine.name}' cannot stop traces on confidence itself: it needs "
-                             f"n=1 requests and streaming")
-        window, seen = WindowConfidence(stop.window), []
-
-        def low(chunk: Chunk) -> bool:
-            seen.extend(chunk.confidence)
-            return window.below(stop, chunk.confidence)
-
-        request = request.model_copy(update={"confidence_stop": None,
-                                             "logprobs": max(request.logprobs or 0, stop.top_k)})
-        completion = await self.stream(request, until=low)
-        if completion.finish_reason == "confidence":
-            self.emit("confidence_stop", by="client", tokens=completion.completion_tokens)
-        return completion.model_copy(update={"confidence": tuple(seen)})
-
-    async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None, *,
-                     until: Callable[[Chunk], bool] | None = None) -> Completion:
+    async def stream(self, request: GenerateRequest, on_chunk: Callable[[Chunk], None] | None = None) -> Completion:
         """One completion, streamed: `on_chunk` sees each piece as it arrives (a pruner reads partial traces, a
         planner parses lines). Cancelling the caller aborts the request; the tokens generated until then are charged.
-        When `until` returns True for a chunk, the request is aborted and the text so far comes back with
-        finish_reason "confidence". Engines that cannot stream are called with generate() and give one chunk."""
+        Engines that cannot stream are called with generate() and give one chunk."""
         if request.n != 1:
             raise ValueError("stream() takes n=1 requests")
         if not self.engine.capabilities.stream:
@@ -175,15 +161,15 @@ class Context:
 
         if self.reasoning is not None:
             request = instructed(self.reasoning, request)
-        [completion] = await self._call(request, self._consumer(on_chunk, until), stream=True)
+        [completion] = await self._call(request, self._consumer(on_chunk), stream=True)
         if self.reasoning is not None:
             [completion] = self._thought(split_all(self.reasoning, self.count_tokens, [completion]))
         return completion
 
-    def _consumer(self, on_chunk: Callable[[Chunk], None] | None, until: Callable[[Chunk], bool] | None):
+    def _consumer(self, on_chunk: Callable[[Chunk], None] | None):
         """The engine call of a stream: it reports the tokens generated so far, so a cancelled one is charged them."""
         async def consume(req: GenerateRequest, progress: list[int]) -> list[Completion]:
-            completion, parts = None, []
+            completion = None
             async with contextlib.aclosing(self.engine.stream(req)) as chunks:
                 async for chunk in chunks:
                     progress[0] = chunk.completion_tokens
@@ -191,11 +177,6 @@ class Context:
                         completion = chunk.completion
                     if on_chunk:
                         on_chunk(chunk)
-                    if until is not None:
-                        parts.append(chunk.text)
-                        if completion is None and until(chunk):  # closing the stream aborts the request
-                            return [Completion(text="".join(parts), completion_tokens=chunk.completion_tokens,
-                                               finish_reason="confidence")]
             if completion is None:
                 raise RuntimeError("the engine's stream ended without a final completion")
             return [completion]
