@@ -102,7 +102,7 @@ async def run_thread(ctx: Context, config: APRConfig, messages: tuple[Message, .
 
         outcomes = await ctx.branches([partial(child, i, s) for i, s in enumerate(specs)], label="child")
         me.spawned.extend(o.path for o in outcomes)
-        results = [fit_tail(ctx, o.value.strip(), config.join_tokens) if o.status == "ok" and o.value
+        results = [fit_tail(ctx.count_tokens, o.value.strip(), config.join_tokens) if o.status == "ok" and o.value
                    else f"(helper {o.status}: {o.error})" for o in outcomes]
         text += parser.join(results)
     me.seconds = time.monotonic() - me.t0

@@ -74,7 +74,7 @@ async def run(ctx: Context, problem: Problem, config: DeepConfConfig) -> Answer:
     ctx.emit("confidence_threshold", threshold=round(threshold, 4), warmup=len(lowest), keep=config.keep)
     rule = vote_stop_rule(ctx, config.stop_rule, config.stop_params, prior=warmup) if config.early_stop else None
     # the warm-up may already settle the vote (every trace agreeing): then no trace is worth starting
-    votes = vote_counts(canonical(ctx, warmup))
+    votes = vote_counts(canonical(ctx.task, warmup))
     settled = config.early_stop and bool(votes) and stopping.make(config.stop_rule, **config.stop_params)(
         votes, config.n - config.warmup)
     rest = [] if settled else await ctx.branches(

@@ -55,7 +55,7 @@ def _representatives(samples: list[Sample]) -> list[Sample]:
 async def run_best_of_n(ctx: Context, problem: Problem, config: BestOfNConfig) -> Answer:
     drawn = await sample(ctx, problem, SCConfig(n=config.n, temperature=config.temperature, seed=config.seed,
                                                 max_tokens=config.max_tokens, early_stop=False, batch=False))
-    samples = canonical(ctx, list(drawn.samples))
+    samples = canonical(ctx.task, list(drawn.samples))
     voters = [s for s in samples if s.status == "ok" and s.answer is not None]
     base = answer_from(ctx, samples, "majority")
     if not voters:

@@ -64,7 +64,7 @@ async def run_usc(ctx: Context, problem: Problem, config: USCConfig, upstream: A
     if len(shown) < 2:
         only = shown[0].index if shown else None
         return _chosen(ctx, samples, only, {"usc": {"ran": False}}, "no responses to choose among")
-    texts = [fit_tail(ctx, s.text, config.response_tokens) for s in shown]
+    texts = [fit_tail(ctx.count_tokens, s.text, config.response_tokens) for s in shown]
     request = GenerateRequest(messages=usc_messages(problem.question, texts), max_tokens=config.select_tokens,
                               temperature=0.0)
     [reply] = await ctx.verifier().generate(request)

@@ -29,7 +29,7 @@ from tts.kit.probe import ProbeConfig
 from tts.strategies.probed import run_probed
 from tts.kit.prune import PruneConfig
 from tts.strategies.pruned import run_pruned
-from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample, Usage
+from tts.kernel.types import Answer, Frozen, GenerateRequest, Message, Problem, Sample
 from tts.kit.voting import semantic_entropy
 
 SUMMARY_PROMPT = (
@@ -75,7 +75,7 @@ def rank(samples: list[Sample]) -> list[Sample]:
 
 async def distill(ctx: Context, problem: Problem, samples: list[Sample], config: PDRConfig) -> str:
     if config.distill == "summary":
-        attempts = "\n\n".join(f"Attempt {i + 1}:\n{fit_tail(ctx, s.text, config.max_tokens)}"
+        attempts = "\n\n".join(f"Attempt {i + 1}:\n{fit_tail(ctx.count_tokens, s.text, config.max_tokens)}"
                                for i, s in enumerate(rank(samples)))
         prompt = SUMMARY_PROMPT.format(m=len(samples), question=problem.question, attempts=attempts)
         [c] = await ctx.generate(GenerateRequest(messages=(Message(role="user", content=prompt),),
@@ -84,7 +84,7 @@ async def distill(ctx: Context, problem: Problem, samples: list[Sample], config:
     chosen = rank(samples)[: config.top_k]
     header = "Candidate solution {i}:\n"
     per = config.workspace_tokens // max(1, len(chosen)) - ctx.count_tokens(header.format(i=9)) - 2
-    return "\n\n".join(header.format(i=i + 1) + fit_tail(ctx, s.text, max(per, 1)) for i, s in enumerate(chosen))
+    return "\n\n".join(header.format(i=i + 1) + fit_tail(ctx.count_tokens, s.text, max(per, 1)) for i, s in enumerate(chosen))
 
 
 async def run(ctx: Context, problem: Problem, config: PDRConfig, upstream: Answer | None = None) -> Answer:
@@ -125,7 +125,7 @@ async def run(ctx: Context, problem: Problem, config: PDRConfig, upstream: Answe
 
             outcomes = await ctx.branches([partial(draft, i) for i in range(config.drafts)], label=f"round{r + 1}")
             pruned = 0
-        samples = canonical(ctx, [probed.sample(o, outcome_sample) if probed else outcome_sample(o)
+        samples = canonical(ctx.task, [probed.sample(o, outcome_sample) if probed else outcome_sample(o)
                                   for o in outcomes if o.status != "pruned"])
         answers = [s.answer for s in samples if s.status in ("ok", "probed")]
         agreement = answers if config.drafts > 1 else ([previous] if previous else []) + answers

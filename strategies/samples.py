@@ -2,7 +2,7 @@
 to their equivalence class, an incremental early-stop rule, the Answer from a vote, and a text cut to a token limit."""
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from tts.kernel.context import BranchOutcome, Context
 from tts.kernel.errors import ConfigError
@@ -39,9 +39,9 @@ def outcome_sample(o: BranchOutcome[Sample]) -> Sample:
     return Sample(index=o.index, text="", answer=None, completion_tokens=o.tokens, status=o.status, error=o.error)
 
 
-def canonical(ctx: Context, samples: list[Sample]) -> list[Sample]:
+def canonical(task, samples: list[Sample]) -> list[Sample]:
     """Samples whose answers are replaced by their equivalence class's representative (the task decides)."""
-    answers = ctx.task.canonicalize([s.answer for s in samples])
+    answers = task.canonicalize([s.answer for s in samples])
     return [s if s.answer == a else s.model_copy(update={"answer": a}) for s, a in zip(samples, answers)]
 
 
@@ -71,7 +71,7 @@ def vote_stop_rule(ctx: Context, name: StopName, params: dict[str, float], prior
 
 
 def answer_from(ctx: Context, samples: list[Sample], rule: str, stopped_early: bool = False, **meta) -> Answer:
-    samples = canonical(ctx, samples)
+    samples = canonical(ctx.task, samples)
     chosen, _ = vote(samples, rule)
     votes = vote_counts(samples)
     top = sorted(votes.values(), reverse=True)
@@ -103,14 +103,14 @@ def needs_samples(previous) -> None:
         raise ConfigError("a judge chooses among samples: the stage before it draws one (give it n >= 2)")
 
 
-def fit_tail(ctx: Context, text: str, limit: int) -> str:
+def fit_tail(count_tokens: Callable[[str], int], text: str, limit: int) -> str:
     """The longest tail of `text` within `limit` tokens (the end of a solution holds its answer)."""
-    if ctx.count_tokens(text) <= limit:
+    if count_tokens(text) <= limit:
         return text
     lo, hi = 0, len(text)  # binary search on how many leading characters to drop
     while lo < hi:
         mid = (lo + hi) // 2
-        if ctx.count_tokens(text[mid:]) <= limit:
+        if count_tokens(text[mid:]) <= limit:
             hi = mid
         else:
             lo = mid + 1

@@ -98,7 +98,7 @@ def test_fit_tail_keeps_the_end():
             return len(text.split())
 
     text = " ".join(f"w{i}" for i in range(100)) + " The answer is 7."
-    cut = fit_tail(Ctx, text, 10)
+    cut = fit_tail(Ctx.count_tokens, text, 10)
     assert Ctx.count_tokens(cut) <= 10 and cut.endswith("The answer is 7.")
 
 

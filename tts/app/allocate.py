@@ -70,7 +70,7 @@ def _read_lines(path: Path) -> list[dict]:
 class _Ledger:
     """The decisions and the draws' results, in decision order; what the policy has taken in and what is reserved."""
 
-    def __init__(self, run_dir: Path, alloc: AllocationConfig, state: dict[str, _Problem], votes_ctx: Context) -> None:
+    def __init__(self, run_dir: Path, alloc: AllocationConfig, state: dict[str, _Problem], task) -> None:
         drop_partial_line(run_dir / DRAWS)
         drop_partial_line(run_dir / ALLOCATION)
         self.logged = _read_lines(run_dir / ALLOCATION)
@@ -78,7 +78,7 @@ class _Ledger:
             raise DataError(f"{run_dir}: its allocation log was written in rounds by an older tts; resume it with "
                             "that version or start a new run")
         self.finished = {d["draw"]: d for d in _read_lines(run_dir / DRAWS) if d["id"] in state}
-        self.alloc, self.state, self.votes_ctx = alloc, state, votes_ctx  # votes_ctx reads answers' classes; no call
+        self.alloc, self.state, self.task = alloc, state, task  # the task reads answers' classes
         self.decided: list[Draw] = []
         self.taken = 0  # draws whose results the policy has taken in (a prefix of `decided`)
         # each problem's votes as the policy sees them, read again only when one of its draws is taken in
@@ -88,7 +88,7 @@ class _Ledger:
         """The next draw's results, in decision order."""
         p = self.state[line["id"]]
         p.add(line)
-        self.votes[line["id"]] = ProblemVotes(votes=vote_counts(canonical(self.votes_ctx, p.samples)),
+        self.votes[line["id"]] = ProblemVotes(votes=vote_counts(canonical(self.task, p.samples)),
                                               samples=p.attempts)
         self.taken += 1
 
@@ -116,7 +116,7 @@ async def run_allocated(session: Session, problems: list[Problem], run_dir: Path
     """The session's strategy is self-consistency; the run folder is already prepared (runner.prepare_run_dir)."""
     engine, task, sc_config, budget = session.engine, session.task, session.config, session.budget
     state = {p.id: _Problem(p) for p in problems}
-    ledger = _Ledger(run_dir, alloc, state, Context(engine, task=task))
+    ledger = _Ledger(run_dir, alloc, state, task)
     _mark(run_dir, "start")
     seeds: dict[str, int] = {pid: 0 for pid in state}  # samples asked for per problem, in decision order
     running: dict[int, asyncio.Task] = {}
