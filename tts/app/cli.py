@@ -113,8 +113,8 @@ def eval_(
     budget_calls: Optional[int] = typer.Option(None, help="engine calls per problem"),
     budget_seconds: Optional[float] = typer.Option(None, help="wall seconds per problem"),
     budget_usd: Optional[float] = typer.Option(None, help="USD per problem, at --price"),
-    budget_tokens_total: Optional[int] = typer.Option(None, help="generated tokens for the whole run, allocated in "
-                                                      "rounds to the problems whose votes are least settled (sc; -n "
+    budget_tokens_total: Optional[int] = typer.Option(None, help="generated tokens for the whole run, allocated "
+                                                      "draw by draw to the problems whose votes are least settled (sc; -n "
                                                       "caps a problem, default 16)"),
     price: Optional[str] = typer.Option(None, help="the engine's price: PROMPT,COMPLETION[,CACHED] USD per 1M tokens"),
     sim_accuracy: Optional[float] = typer.Option(None, help="engine sim: probability a sample is right (0.7)"),
