@@ -30,6 +30,16 @@ from tts.kernel.context import Context
 from tts.strategies.open_ended import MedoidConfig, USCConfig, run_medoid, run_usc
 
 
+def paired(right: list[bool], vote: list[bool], one_sample: float) -> dict:
+    """A choice's figures against the vote on the same problems: accuracy, problems gained and lost, and the share
+    of the vote's gain over one sample (`one_sample`: the expected number right with one sample) it recovers."""
+    n, k, gain = len(right), sum(right), sum(vote) - one_sample
+    return {"correct": k, "accuracy": round(k / n, 4), "ci95": wilson(k, n),
+            "gained_vs_majority": sum(a and not b for a, b in zip(right, vote)),
+            "lost_vs_majority": sum(b and not a for a, b in zip(right, vote)),
+            "share_of_majority_gain": round((k - one_sample) / gain, 3) if gain > 0 else None}
+
+
 async def main(args) -> None:
     task = tasks.get(args.task)
     rows = [r for r in read_finished(Path(args.run) / "results.jsonl").values() if "error" not in r]
@@ -68,14 +78,9 @@ async def main(args) -> None:
     finally:
         await engine.aclose()
     n = len(rows)
-    base, gain = sum(one), sum(vote) - sum(one)
+    base = sum(one)
 
-    def figures(right: list[bool]) -> dict:
-        k = sum(right)
-        return {"correct": k, "accuracy": round(k / n, 4), "ci95": wilson(k, n),
-                "gained_vs_majority": sum(a and not b for a, b in zip(right, vote)),
-                "lost_vs_majority": sum(b and not a for a, b in zip(right, vote)),
-                "share_of_majority_gain": round((k - base) / gain, 3) if gain > 0 else None}
+    figures = lambda right: paired(right, vote, base)  # noqa: E731
 
     generated = sum(r["usage"]["completion_tokens"] for r in rows)
     out = {"task": args.task, "run": args.run, "model": args.model, "problems": n,

@@ -26,9 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 from common import RUNS, write
+from open_choice import paired
 
 from tts import strategies, tasks
-from tts.app.runner import wilson
 from tts.app.session import Session
 from tts.kernel.context import Context
 from tts.kernel.types import Answer, Problem, Sample
@@ -108,14 +108,9 @@ async def choose(engine, task, problems, samples, response_tokens: int) -> dict:
         chosen = await run_medoid(ctx, Problem(id=p.id, question=p.question), MedoidConfig(n=len(texts)),
                                   upstream=upstream)
         medoid.append(graded(p, chosen.answer or ""))
-    n, base, gain = len(one), sum(one), sum(vote) - sum(one)
+    n, base = len(one), sum(one)
 
-    def figures(right: list[bool]) -> dict:
-        k = sum(right)
-        return {"correct": k, "accuracy": round(k / n, 4), "ci95": wilson(k, n),
-                "gained_vs_majority": sum(a and not b for a, b in zip(right, vote)),
-                "lost_vs_majority": sum(b and not a for a, b in zip(right, vote)),
-                "share_of_majority_gain": round((k - base) / gain, 3) if gain > 0 else None}
+    figures = lambda right: paired(right, vote, base)  # noqa: E731
 
     return {"problems": n, "one_sample": {"expected_correct": round(base, 2), "accuracy": round(base / n, 4)},
             "majority_with_extractor": figures(vote), "usc": figures(usc), "medoid": figures(medoid),

@@ -15,9 +15,9 @@ import re
 from typing import Any, Collection
 
 from tts.kernel.types import ToolCall
+from tts.kit.structured import FENCE
 
 _CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.S)
 
 
 def parse_calls(text: str, index: int = 0, names: Collection[str] | None = None
@@ -58,8 +58,8 @@ def _bare_calls(text: str, names: Collection[str], index: int) -> tuple[ToolCall
     """Calls written without tags: the whole response is ```json blocks (only whitespace around them) or one JSON
     value, each a {"name": an offered tool, "arguments": {...}} or a list of them. Anything else: None."""
     stripped = text.strip()
-    blocks = _FENCE.findall(stripped)
-    if blocks and not _FENCE.sub("", stripped).strip():
+    blocks = FENCE.findall(stripped)
+    if blocks and not FENCE.sub("", stripped).strip():
         bodies = blocks
     elif stripped.startswith(("{", "[")):
         bodies = [stripped]

@@ -26,6 +26,16 @@ EngineOpt = typer.Option(None, "--engine", "-e", help=f"one of {', '.join(engine
                          "(its CPU build with the local Qwen2.5-Coder-0.5B model on a machine with no GPU)")
 ModelOpt = typer.Option(None, "--model", "-m", help="local model name (see `tts setup-model --list`), a model "
                         "directory, or the name an OpenAI-compatible server serves")
+BaseUrlOpt = typer.Option([], help="OpenAI-compatible server URL (engine openai); repeat it for replicas of one "
+                          "model, routed by --route")
+RouteOpt = typer.Option(None, help="replica routing: affinity (shared prefixes stay on one replica; default), "
+                        "least-loaded, round-robin")
+RequestTimeoutOpt = typer.Option(None, help="engine openai: seconds to wait for a response (default 300)")
+EngineArgOpt = typer.Option([], "--engine-arg", help="a vLLM engine argument KEY=VALUE by vLLM's name, e.g. "
+                            "tensor_parallel_size=2, gpu_memory_utilization=0.9")
+RequestArgOpt = typer.Option([], "--request-arg", help="a per-request extra KEY=VALUE: vLLM sampling parameters "
+                             "(top_k=20, min_p=0.05) or chat_template_kwargs='{...}'; the openai engine sends them as "
+                             "extra_body")
 
 
 def _strategy_config(name: str, **flags: Any):
@@ -43,10 +53,7 @@ def _budget(tokens: int | None, calls: int | None, seconds: float | None) -> Bud
 def solve(
     question: str = typer.Argument(..., help="the problem to solve"),
     strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
-    base_url: list[str] = typer.Option([], help="OpenAI-compatible server URL (engine openai); repeat it for "
-                                       "replicas of one model, routed by --route"),
-    route: Optional[str] = typer.Option(None, help="replica routing: affinity (shared prefixes stay on one replica; "
-                                        "default), least-loaded, round-robin"),
+    base_url: list[str] = BaseUrlOpt, route: Optional[str] = RouteOpt,
     n: Optional[int] = typer.Option(None, "-n", help="samples (self-consistency)"),
     temperature: Optional[float] = typer.Option(None), max_tokens: Optional[int] = typer.Option(None),
     seed: int = typer.Option(0), task: str = typer.Option("gsm8k", help="prompt and answer format"),
@@ -88,12 +95,8 @@ def eval_(
                                     "--field question=input --field answer=target, or a template: "
                                     "--field question='{body} {question}'"),
     strategy: str = StrategyOpt, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
-    base_url: list[str] = typer.Option([], help="OpenAI-compatible server URL (engine openai); repeat it for "
-                                       "replicas of one model, routed by --route"),
-    route: Optional[str] = typer.Option(None, help="replica routing: affinity (shared prefixes stay on one replica; "
-                                        "default), least-loaded, round-robin"),
-    request_timeout: Optional[float] = typer.Option(None, help="engine openai: seconds to wait for a response "
-                                                    "(default 300)"),
+    base_url: list[str] = BaseUrlOpt, route: Optional[str] = RouteOpt,
+    request_timeout: Optional[float] = RequestTimeoutOpt,
     replica_deadline: Optional[float] = typer.Option(None, help="replicas: seconds before a call is retried on "
                                                      "another replica (default: 4x the pool's recent p90 latency)"),
     slow_factor: Optional[float] = typer.Option(None, help="replicas: drain one this much slower than its peers "
@@ -133,11 +136,7 @@ def eval_(
                                             "--reasoning): start, end (the tags), opened_in_prompt=true, instruct=true"),
     thinking_budget: Optional[int] = typer.Option(None, help="thinking tokens per completion (implies --reasoning): "
                                                   "past it the thinking is closed and the model answers"),
-    engine_arg: list[str] = typer.Option([], "--engine-arg", help="a vLLM engine argument KEY=VALUE by vLLM's name, "
-                                         "e.g. tensor_parallel_size=2, gpu_memory_utilization=0.9"),
-    request_arg: list[str] = typer.Option([], "--request-arg", help="a per-request extra KEY=VALUE: vLLM sampling "
-                                          "parameters (top_k=20, min_p=0.05) or chat_template_kwargs='{...}'; the "
-                                          "openai engine sends them as extra_body"),
+    engine_arg: list[str] = EngineArgOpt, request_arg: list[str] = RequestArgOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="a TOML job file of runs (see tts/app/jobs.py)"),
     executor: str = typer.Option("local", help="local, or ray (problems spread over Ray workers)"),
     workers: int = typer.Option(2, help="Ray workers (executor ray)"),
@@ -231,23 +230,16 @@ def setup_model(
 
 @app.command()
 def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional[str] = ModelOpt,
-          base_url: list[str] = typer.Option([], help="upstream OpenAI-compatible server (engine openai); repeat it "
-                                             "for replicas of one model, routed by --route"),
-          route: Optional[str] = typer.Option(None, help="replica routing: affinity (default), least-loaded, "
-                                              "round-robin"),
-          request_timeout: Optional[float] = typer.Option(None, help="engine openai: seconds to wait for a "
-                                                          "response (default 300)"),
-          engine_arg: list[str] = typer.Option([], "--engine-arg", help="a vLLM engine argument KEY=VALUE by "
-                                               "vLLM's name, e.g. tensor_parallel_size=2"),
-          request_arg: list[str] = typer.Option([], "--request-arg", help="a per-request extra KEY=VALUE (vLLM "
-                                                "sampling parameters; the openai engine's extra_body)"),
+          base_url: list[str] = BaseUrlOpt, route: Optional[str] = RouteOpt,
+          request_timeout: Optional[float] = RequestTimeoutOpt, engine_arg: list[str] = EngineArgOpt,
+          request_arg: list[str] = RequestArgOpt,
           task: str = typer.Option("chat", help="how answers are read and voted (chat: tool calls, JSON and whole texts; a benchmark task for its answers); a request picks another with <strategy>@<task>:<model>"),
           host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100),
           sim_accuracy: Optional[float] = typer.Option(None, help="engine sim: probability a sample is right (0.7)"),
           sim_latency: Optional[float] = typer.Option(None, help="engine sim: seconds per token (0.001)")) -> None:
     """Serve /v1/chat/completions, /v1/messages (Anthropic) and /v1/models; the model name picks the strategy (e.g. sc8:qwen, usc8:qwen, sc8@gsm8k:qwen)."""
     from tts.kernel.errors import require
-    from tts.app.spec import _flags, engine_of, from_flags
+    from tts.app.spec import engine_of, from_flags, read_flags
 
     try:
         require("starlette", "serve", "tts serve")
@@ -255,7 +247,7 @@ def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional
         tasks.get(task)
         # the engine's flags read and checked as `tts eval` reads them, before the engine starts
         given, _, _ = from_flags({k: v for k, v in ctx.params.items() if k not in ("task", "host", "port")})
-        espec = engine_of(_flags(given))
+        espec = engine_of(read_flags(given))
     except ValueError as e:
         _fail(str(e))
     except TtsError as e:

@@ -17,11 +17,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from tts import strategies
 from tts import tasks
-from tts.kernel.budget import BudgetConfig, Price
+from tts.kernel.budget import Price
 from tts.kernel.errors import ConfigError, DataError
 from tts.engine_adapters import open_engine
 from tts.app.spec import RunSpec, flatten, make_spec, parse_price  # noqa: F401  (re-exported)

@@ -181,10 +181,11 @@ def flatten(doc: dict[str, Any], where: str = "") -> dict[str, Any]:
 def make_spec(fields: dict[str, Any], where: str = "") -> RunSpec:
     """A RunSpec from CLI flags or a job file's keys; a bad or misplaced value is one ConfigError naming the option
     (`where` prefixes a job file's place), raised before anything starts."""
-    return build(_flags(fields, where))
+    return build(read_flags(fields, where))
 
 
-def _flags(fields: dict[str, Any], where: str = "") -> RunFlags:
+def read_flags(fields: dict[str, Any], where: str = "") -> RunFlags:
+    """Flags or a job file's keys as checked RunFlags; a bad value is one ConfigError naming it."""
     try:
         return RunFlags(**flatten(fields, where))
     except ValidationError as e:

@@ -71,13 +71,13 @@ def _args(call: dict) -> dict:
     return args if isinstance(args, dict) else {"_value": args}
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)  # a fenced (json) block
 
 
 def parse_json(text: str) -> Any:
     """The JSON value a response holds: the whole text, a fenced block, or the first object or array in it.
     Raises ValueError when there is none."""
-    candidates = [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]
+    candidates = [text.strip(), *(m.group(1).strip() for m in FENCE.finditer(text))]
     for candidate in candidates:
         try:
             return json.loads(candidate)
