@@ -221,18 +221,22 @@ class VLLMEngine(EngineBase):
                 self.aborted += 1  # closing AsyncLLM.generate's iterator aborts the request in the engine
 
     async def aclose(self) -> None:
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.kill()
-            watchdog.wait()
-        llm, self.llm = self.llm, None
-        if llm is not None:
-            llm.shutdown()
-            # AsyncLLM.__del__ calls shutdown() again, at interpreter exit if anything still holds the engine, when
-            # vLLM's module globals are already None (a TypeError traceback on every clean exit); make it a no-op.
-            llm.shutdown = lambda *args, **kwargs: None
-            del llm
-            gc.collect()
+        llm, self.llm, watchdog, self._watchdog = self.llm, None, self._watchdog, None
+        shutdown(llm, watchdog)
+
+
+def shutdown(llm, watchdog) -> None:
+    """End an AsyncLLM and the watchdog that guards its processes."""
+    if watchdog is not None:
+        watchdog.kill()
+        watchdog.wait()
+    if llm is not None:
+        llm.shutdown()
+        # AsyncLLM.__del__ calls shutdown() again, at interpreter exit if anything still holds the engine, when
+        # vLLM's module globals are already None (a TypeError traceback on every clean exit); make it a no-op.
+        llm.shutdown = lambda *args, **kwargs: None
+        del llm
+        gc.collect()
 
 
 def _generation_defaults(llm) -> dict:

@@ -1,5 +1,6 @@
-"""The `reward` scorer: a reward model served by vLLM's pooling runner (`vllm serve MODEL --runner pooling`), asked
-over HTTP. A process reward model (Qwen2.5-Math-PRM's `Qwen2ForProcessRewardModel`) is asked on `/pooling`: the
+"""The `reward` scorer: a reward model run by vLLM's pooling runner, either served (`vllm serve MODEL --runner
+pooling`) and asked over HTTP, or loaded in this process beside the policy engine (`in_process=True`, `model` a
+folder in the hub's format; engine_adapters/vllm_reward.py), which answers in the server's shapes. A process reward model (Qwen2.5-Math-PRM's `Qwen2ForProcessRewardModel`) is asked on `/pooling`: the
 solution's steps (split on a delimiter) each followed by the step tag, and vLLM returns a [negative, positive]
 probability pair per step tag; the positive probabilities are aggregated by min, last, product or mean. An outcome
 reward model is asked on `/classify`, and its positive-class probability is the score.
@@ -7,7 +8,7 @@ reward model is asked on `/classify`, and its positive-class probability is the 
 Each request is charged to the run's budget as a verification call (the prompt tokens the server counted)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 import openai
 from pydantic import Field
@@ -29,6 +30,8 @@ class RewardConfig(Frozen):
     positive_class: int = Field(1, ge=0)
     timeout_s: float = Field(120.0, gt=0)
     api_key: str = "EMPTY"
+    in_process: bool = False  # run `model` (a folder, or a hub name) in this process on vLLM's pooling runner
+    engine_args: dict[str, Any] = Field(default_factory=dict)  # vLLM engine arguments for an in-process model
 
 
 def _client(config: RewardConfig) -> openai.AsyncOpenAI:
@@ -56,7 +59,13 @@ def read_pooling(body: dict, config: RewardConfig) -> float | None:
         return None
 
 
-async def _ask(client: openai.AsyncOpenAI, config: RewardConfig, text: str) -> dict:
+async def _ask(client: openai.AsyncOpenAI | None, config: RewardConfig, text: str) -> dict:
+    if config.in_process:
+        from tts.engine_adapters.vllm_reward import reward_model
+
+        model = await reward_model(config.model, process=config.process, step_tag=config.step_tag,
+                                   engine_args=config.engine_args)
+        return await model.pool(text)
     path = "/pooling" if config.process else "/classify"
     try:
         return await client.post(path, body={"model": config.model, "input": text}, cast_to=object)
@@ -69,7 +78,7 @@ async def _ask(client: openai.AsyncOpenAI, config: RewardConfig, text: str) -> d
 
 async def judge_reward(ctx: Context, problem: Problem, candidates: list[Sample], config: RewardConfig) -> Judgement:
     vctx = ctx.verifier()
-    client = _client(config)
+    client = None if config.in_process else _client(config)
     try:
         async def one(sample: Sample) -> float | None:
             reserved = await vctx.budget.admit(1, 1)  # a call counts against the budget's calls and deadline
@@ -85,7 +94,8 @@ async def judge_reward(ctx: Context, problem: Problem, candidates: list[Sample],
 
         outcomes = await vctx.branches([lambda s=s: one(s) for s in candidates], label="reward")
     finally:
-        await client.close()
+        if client is not None:
+            await client.close()
     # a candidate the server could not score stays None: the strategy counts it in its note (preflight has
     # already refused a server without the endpoint, before any engine started)
     scores = tuple(o.value if o.status == "ok" else None for o in outcomes)
@@ -113,7 +123,13 @@ async def _step_tag_tokens(config: RewardConfig) -> int | None:
 async def preflight(config: RewardConfig) -> None:
     """Before any engine starts: the server answers, on the endpoint the config needs, with a score; a process
     reward model's step tag is one token of its tokenizer (a PRM scores at its own tag: a tag it splits into pieces
-    is scored nowhere, or at a piece, and every step's reward is then meaningless)."""
+    is scored nowhere, or at a piece, and every step's reward is then meaningless). An in-process model is checked
+    from its folder (that it is a reward model, that its tokenizer makes one token of the tag), not started."""
+    if config.in_process:
+        from tts.engine_adapters.vllm_reward import check_local
+
+        return check_local(config.model, process=config.process, step_tag=config.step_tag,
+                           engine_args=config.engine_args)
     client = _client(config)
     try:
         body = await _ask(client, config, f"1 + 1 = 2{config.step_tag}" if config.process else "1 + 1 = 2")
@@ -130,5 +146,11 @@ async def preflight(config: RewardConfig) -> None:
                           f"(is it a reward model? a process reward model needs its step tag {config.step_tag!r})")
 
 
-register(ScorerSpec("reward", judge_reward, RewardConfig,
-                    "a reward model on vLLM's /pooling (process, per step) or /classify (outcome)", preflight=preflight))
+async def close() -> None:
+    from tts.engine_adapters.vllm_reward import close_all
+
+    await close_all()
+
+
+register(ScorerSpec("reward", judge_reward, RewardConfig, "a reward model on vLLM's pooling runner, served (/pooling "
+                    "per step, /classify outcome) or in this process", preflight=preflight, close=close))

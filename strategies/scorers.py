@@ -43,6 +43,8 @@ class ScorerSpec:
     pointwise: bool = True  # a score per candidate on its own (best-of-N, weighted majority); else a comparison
     # checked before any engine starts (e.g. that a reward server answers on its endpoint); None: nothing to check
     preflight: Callable[[BaseModel], Awaitable[None]] | None = None
+    # ends what the kind keeps open across problems (an in-process reward model); None: it keeps nothing
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 _SCORERS: dict[str, ScorerSpec] = {}
@@ -72,6 +74,13 @@ def make(name: str, options: dict[str, Any] | None = None) -> tuple[ScorerSpec, 
         first = e.errors()[0]
         raise ConfigError(f"invalid option for scorer '{name}': {'.'.join(map(str, first['loc']))}: "
                           f"{first['msg']}") from None
+
+
+async def close_all() -> None:
+    """End what any scorer kind keeps open: the app calls it when a run, a session or the server ends."""
+    for spec in _SCORERS.values():
+        if spec.close is not None:
+            await spec.close()
 
 
 def _best(scores: tuple[float | None, ...]) -> int | None:

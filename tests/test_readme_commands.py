@@ -15,8 +15,9 @@ BLOCK = re.search(r"On a GPU, with a process reward model.*?```bash\n(.*?)```", 
 COMMANDS = [line.split("#")[0].strip() for line in BLOCK.splitlines() if line.strip().startswith("tts eval")]
 
 
-def test_the_block_has_the_four_settings():
-    assert len(COMMANDS) == 4
+def test_the_block_has_the_five_settings():
+    assert len(COMMANDS) == 5
+    assert sum("'in_process': True" in c for c in COMMANDS) == 1  # the reward model beside the policy engine
 
 
 @pytest.mark.parametrize("command", COMMANDS)

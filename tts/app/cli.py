@@ -17,6 +17,7 @@ from tts.app import cli_look
 from tts.app.cli_common import _error, _fail, _guard
 from tts.kernel.budget import BudgetConfig
 from tts.kernel.errors import TtsError
+from tts.strategies.scorers import close_all as close_scorers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Parallel reasoning and test-time scaling on any LLM engine.")
@@ -170,6 +171,7 @@ def eval_(
         finally:
             for engine in engines.values():
                 await engine.aclose()
+            await close_scorers()  # e.g. an in-process reward model
         return out
 
     from tts.app.runner import accuracy_line, budget_line, verification_line
@@ -273,6 +275,7 @@ def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional
                     signal.signal(sig, handler)
         finally:
             await eng.aclose()
+            await close_scorers()
 
     _guard(go)
 

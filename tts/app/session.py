@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Callable
 
 from tts.strategies import StrategySpec
 import tts.strategies as strategies
+from tts.strategies.scorers import close_all as close_scorers
 from tts.tasks import Task
 from tts.kernel.budget import Budget, BudgetConfig
 from tts.kernel.context import Context
@@ -143,3 +144,4 @@ async def opened(engine: Engine | str | None, *, task: str | Task = "gsm8k",
         yield Session(eng, t, spec, config, budget or BudgetConfig(), reasoning)
     finally:
         await eng.aclose()
+        await close_scorers()
