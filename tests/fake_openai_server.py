@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
-    def __init__(self, *, ignore_n: bool = False, failures: list[int] | None = None, model: str = "fake-model",
+    def __init__(self, *, ignore_n: bool = False, failures: list[int] | None = None,
+                 model: str | list[str] = "fake-model",
                  delay_s: float = 0.0, stream_delay_s: float = 0.0, responder=None) -> None:
         # responder(body) -> the text of every choice (e.g. a right answer looked up from the prompt); None: the
         # scripted "The answer is {seed + i}" texts
@@ -16,7 +17,8 @@ class FakeOpenAI:
         self.aborted = 0
         self.ignore_n = ignore_n
         self.failures = list(failures or [])  # status codes to answer with, in order, before succeeding
-        self.model = model
+        self.models = [model] if isinstance(model, str) else list(model)  # what /models lists
+        self.model = self.models[0]
         self.delay_s = delay_s
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -62,8 +64,8 @@ class FakeOpenAI:
 
             def do_GET(self):
                 if self.path.endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model",
-                                                                  "created": 0, "owned_by": "test"}]})
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0,
+                                                                  "owned_by": "test"} for m in server.models]})
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 

@@ -113,7 +113,14 @@ async def run_spec(spec: RunSpec, engines: dict, progress: bool = True) -> tuple
     key = (engine_spec_.model_dump_json(), None if price is None else price.model_dump_json())
     # an engine of this run's own: the simulator (it knows its problems' answers) or a recording (it belongs to the run)
     own = kind == "sim" or out.record
-    session = lambda engine: Session(engine, t, s, config, spec.budget.per_problem, spec.strategy.reasoning)  # noqa: E731
+    judge = None
+    if spec.judge is not None:  # started once per job, like the policy engine, and closed with it
+        jkey = (spec.judge.model_dump_json(), key[1])
+        if jkey not in engines:
+            engines[jkey] = await open_engine(spec.judge, problems=problems, price=price)
+        judge = engines[jkey]
+    session = lambda engine: Session(engine, t, s, config, spec.budget.per_problem, spec.strategy.reasoning,  # noqa: E731
+                                     judge)
     if own or key not in engines:
         engine = await open_engine(engine_spec_, problems=problems, price=price,
                                    responder=t.sim_responder(problems) if t.sim_responder else None)
@@ -145,6 +152,7 @@ def _run_config(spec: RunSpec, task, strategy: str, config, alloc, unreadable) -
             "base_url": [base_url, *e.replicas] if getattr(e, "replicas", ()) else base_url,
             "engine_args": getattr(e, "engine_args", {}),
             "request_args": getattr(e, "request_args", None) or getattr(e, "extra_body", {}),
+            **({"judge_model": getattr(spec.judge, "name", None) or spec.judge.model} if spec.judge else {}),
             "seed": spec.seed, "limit": p.limit, "concurrency": spec.executor.concurrency,
             "budget": spec.budget.per_problem.model_dump(),
             **({"allocation": alloc.model_dump()} if alloc else {}),

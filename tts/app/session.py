@@ -60,13 +60,14 @@ class Solved:
 async def _solve(engine: Engine, task: Task, spec: StrategySpec, config: Any, problem: Problem,
                     budget: BudgetConfig, trace_sink=None, *,
                     on_answer: Callable[[str | None], None] | None = None,
-                    reasoning: ReasoningConfig | None = None, run: str | None = None) -> Solved:
+                    reasoning: ReasoningConfig | None = None, run: str | None = None,
+                    judge: Engine | None = None) -> Solved:
     """The one path of a problem through a strategy, for every front door: context, budget, trace, grading (when
     the problem has a gold answer), the DAG and telemetry. A strategy's failure is recorded on the row."""
     # `run` names the trace when a problem is solved in several draws (a job-level budget): one timeline per draw
     tracer = Tracer(run=run or problem.id, sink=trace_sink)
     ctx = Context(engine, budget=Budget(budget), tracer=tracer, task=task.bind(problem), reasoning=reasoning,
-                  route_key=problem.id, on_answer=on_answer)
+                  route_key=problem.id, on_answer=on_answer, judge=judge)
     t0 = time.monotonic()
     answer = error = correct = None
     try:
@@ -107,6 +108,7 @@ class Session:
     config: Any
     budget: BudgetConfig = BudgetConfig()
     reasoning: ReasoningConfig | None = None
+    judge: Engine | None = None  # what judges and verifiers call; None: this engine
 
     async def solve(self, problem: Problem, *, trace_sink=None, on_answer: Callable[[str | None], None] | None = None,
                     run: str | None = None, budget: BudgetConfig | None = None, config: Any = None) -> Solved:
@@ -114,7 +116,7 @@ class Session:
         job-level budget's draws); `run` names its trace; `on_answer` hears each sample's answer as it is read."""
         return await _solve(self.engine, self.task, self.strategy, self.config if config is None else config,
                             problem, budget or self.budget, trace_sink, on_answer=on_answer,
-                            reasoning=self.reasoning, run=run)
+                            reasoning=self.reasoning, run=run, judge=self.judge)
 
     def replace(self, **changes: Any) -> "Session":
         return dataclasses.replace(self, **changes)
@@ -125,23 +127,24 @@ async def opened(engine: Engine | str | None, *, task: str | Task = "gsm8k",
                  strategy: str | tuple[StrategySpec, Any] = "self-consistency",
                  options: dict[str, Any] | None = None, budget: BudgetConfig | None = None,
                  reasoning: ReasoningConfig | None = None, problems: list[Problem] | None = None,
-                 **engine_options: Any) -> AsyncIterator[Session]:
+                 judge: Engine | None = None, **engine_options: Any) -> AsyncIterator[Session]:
     """A session over an Engine given (left open) or one opened here by kind and options (closed on exit). The
     strategy (a name or composition with `options`, or a resolved spec and config), task and engine options are
-    checked before the engine starts."""
+    checked before the engine starts. `judge`: an engine judges and verifiers ask (left open), else the policy's.
+    Scorers that keep a model open (an in-process reward model) are closed on exit."""
     from tts import tasks
     from tts.engine_adapters import engine_spec, open_engine
 
     spec, config = resolve_strategy(strategy, options) if isinstance(strategy, str) else strategy
     t = tasks.get(task) if isinstance(task, str) else task
     if not isinstance(engine, (str, type(None))):
-        yield Session(engine, t, spec, config, budget or BudgetConfig(), reasoning)
+        yield Session(engine, t, spec, config, budget or BudgetConfig(), reasoning, judge)
         return
     espec = engine_spec(engine, **engine_options)
     responder = t.sim_responder(problems or []) if t.sim_responder else None
     eng = await open_engine(espec, problems=problems or [], responder=responder)
     try:
-        yield Session(eng, t, spec, config, budget or BudgetConfig(), reasoning)
+        yield Session(eng, t, spec, config, budget or BudgetConfig(), reasoning, judge)
     finally:
         await eng.aclose()
         await close_scorers()

@@ -70,6 +70,8 @@ class RunSpec(Frozen):
     problems: Problems = Problems()
     strategy: StrategyChoice = StrategyChoice()
     engine: Annotated[EngineSpec, Field(discriminator="kind")]
+    # the engine judges and verifiers call (a bigger model, say); None: the policy's own engine judges
+    judge: Annotated[EngineSpec, Field(discriminator="kind")] | None = None
     budget: RunBudget = RunBudget()
     output: Output = Output()
     executor: Executor = Executor()
@@ -99,6 +101,7 @@ class RunFlags(BaseModel):
     strategy: str = "self-consistency"
     engine: str | None = None
     model: str | None = None
+    judge_model: str | None = None  # the model judges and verifiers ask (same engine kind and server as --model)
     base_url: str | list[str] | None = None  # several: replicas of one model behind a routing pool
     route: str | None = None
     request_timeout: float | None = Field(None, gt=0)
@@ -150,7 +153,7 @@ TABLES: dict[str, dict[str, str]] = {
                                                        "reasoning", "options")}},
     "engine": {"kind": "engine", "accuracy": "sim_accuracy", "latency_per_token_s": "sim_latency",
                "timeout_s": "request_timeout", "deadline_s": "replica_deadline", "extra_body": "request_args",
-               **{k: k for k in ("model", "base_url", "route", "slow_factor", "engine_args", "request_args",
+               **{k: k for k in ("model", "judge_model", "base_url", "route", "slow_factor", "engine_args", "request_args",
                                  "traces")}},
     "budget": {"tokens": "budget_tokens", "calls": "budget_calls", "seconds": "budget_seconds", "usd": "budget_usd",
                "tokens_total": "budget_tokens_total", "price": "price"},
@@ -222,9 +225,16 @@ def build(f: RunFlags) -> RunSpec:
                        total_tokens=f.budget_tokens_total, max_samples=f.n or 16,
                        price=None if f.price is None else parse_price(f.price))
     engine = engine_of(f)
+    judge = None
+    if f.judge_model is not None:
+        if engine.kind not in ("vllm", "openai"):
+            raise ConfigError(f"--judge-model applies to the vllm and openai engines, not '{engine.kind}'")
+        if f.executor != "local":
+            raise ConfigError("--judge-model runs on the local executor")
+        judge = engine_of(f.model_copy(update={"model": f.judge_model}))
     return RunSpec(problems=Problems(task=f.task, data=f.data, fields=f.fields, limit=f.limit,
                                      skip_unreadable_golds=f.skip_unreadable_golds),
-                   strategy=strategy, engine=engine, budget=budget,
+                   strategy=strategy, engine=engine, judge=judge, budget=budget,
                    output=Output(folder=f.output, run_id=f.run_id, resume=f.resume, record=f.record),
                    executor=Executor(kind=f.executor, concurrency=f.concurrency, workers=f.workers,
                                      worker_gpus=f.worker_gpus, ray_address=f.ray_address), seed=f.seed)
