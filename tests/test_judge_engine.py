@@ -39,3 +39,28 @@ def test_judge_model_on_an_engine_without_models_is_one_line(tmp_path):
     line = one_error(cli("eval", "--engine", "sim", "--judge-model", "x", "--no-progress", cwd=tmp_path))
     assert "--judge-model applies to the vllm and openai engines" in line
     assert not (tmp_path / "results").exists()
+
+
+def test_the_gateway_asks_its_judge_model(tmp_path):
+    """`tts serve --judge-model`: a request's judge stage reaches the judge model, its samples the served one."""
+    import urllib.request
+
+    from tests.test_server import serve
+
+    with FakeOpenAI(responder=_respond, model=["policy-m", "judge-m"]) as upstream:
+        gateway = serve("--engine", "openai", "--base-url", upstream.url, "--model", "policy-m",
+                        "--judge-model", "judge-m", "--task", "gsm8k")
+        url = next(gateway)
+        try:
+            body = {"model": "sc4:policy-m", "messages": [{"role": "user", "content": "What is 2 + 2?"}],
+                    "strategy": "sc(n=4) | judge(kind='pairwise', margin=1.0)"}
+            request = urllib.request.Request(f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            reply = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        finally:
+            next(gateway, None)
+        requests = list(upstream.requests)
+    judged = [r for r in requests if PAIR_CUE in json.dumps(r.get("messages"))]
+    assert judged and {r["model"] for r in judged} == {"judge-m"}
+    assert {r["model"] for r in requests if r not in judged} == {"policy-m"}
+    assert reply["usage"]["tts_verification"]["calls"] == len(judged)

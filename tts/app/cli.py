@@ -237,13 +237,15 @@ def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional
           base_url: list[str] = BaseUrlOpt, route: Optional[str] = RouteOpt,
           request_timeout: Optional[float] = RequestTimeoutOpt, engine_arg: list[str] = EngineArgOpt,
           request_arg: list[str] = RequestArgOpt,
+          judge_model: Optional[str] = typer.Option(None, help="the model that judges and verifiers ask (engines vllm "
+                                                    "and openai; default: the served model judges itself)"),
           task: str = typer.Option("chat", help="how answers are read and voted (chat: tool calls, JSON and whole texts; a benchmark task for its answers); a request picks another with <strategy>@<task>:<model>"),
           host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8100),
           sim_accuracy: Optional[float] = typer.Option(None, help="engine sim: probability a sample is right (0.7)"),
           sim_latency: Optional[float] = typer.Option(None, help="engine sim: seconds per token (0.001)")) -> None:
     """Serve /v1/chat/completions, /v1/messages (Anthropic) and /v1/models; the model name picks the strategy (e.g. sc8:qwen, usc8:qwen, sc8@gsm8k:qwen)."""
     from tts.kernel.errors import require
-    from tts.app.spec import engine_of, from_flags, read_flags
+    from tts.app.spec import engine_of, from_flags, judge_of, read_flags
 
     try:
         require("starlette", "serve", "tts serve")
@@ -251,7 +253,9 @@ def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional
         tasks.get(task)
         # the engine's flags read and checked as `tts eval` reads them, before the engine starts
         given, _, _ = from_flags({k: v for k, v in ctx.params.items() if k not in ("task", "host", "port")})
-        espec = engine_of(read_flags(given))
+        flags = read_flags(given)
+        espec = engine_of(flags)
+        jspec = judge_of(flags, espec)
     except ValueError as e:
         _fail(str(e))
     except TtsError as e:
@@ -263,8 +267,10 @@ def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional
         from tts.engine_adapters import open_engine
 
         eng = await open_engine(espec)
+        judge = None
         try:
-            app_ = build_app(eng, task, upstream=(model or espec.kind).split("/")[-1])
+            judge = None if jspec is None else await open_engine(jspec)
+            app_ = build_app(eng, task, upstream=(model or espec.kind).split("/")[-1], judge=judge)
             server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning"))
             # uvicorn shuts down gracefully on SIGTERM and Ctrl-C, then raises the signal again: the handlers it
             # finds must let that end the run cleanly (exit 0, engine closed), not cancel it mid-shutdown
@@ -277,6 +283,8 @@ def serve(ctx: typer.Context, engine: Optional[str] = EngineOpt, model: Optional
                     signal.signal(sig, handler)
         finally:
             await eng.aclose()
+            if judge is not None:
+                await judge.aclose()
             await close_scorers()
 
     _guard(go)

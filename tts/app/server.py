@@ -80,7 +80,7 @@ def parse_model(name: str) -> tuple[str, dict[str, Any], str | None, str]:
 
 
 def build_app(engine, task_name: str = "chat", upstream: str = "model", max_tokens: int = 512,
-              reasoning: ReasoningConfig | None = None):
+              reasoning: ReasoningConfig | None = None, judge=None):
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, StreamingResponse
@@ -88,7 +88,8 @@ def build_app(engine, task_name: str = "chat", upstream: str = "model", max_toke
 
     # the server's session: its engine, the default task and the reasoning-model handling; each request replaces the
     # strategy, task and reasoning effort its model name and fields ask for
-    base = Session(engine, tasks.get(task_name), *resolve_strategy("self-consistency"), BudgetConfig(), reasoning)
+    base = Session(engine, tasks.get(task_name), *resolve_strategy("self-consistency"), BudgetConfig(), reasoning,
+                   judge)
     stats = {"requests": 0, "cancelled": 0, "in_flight": 0}
 
     def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:

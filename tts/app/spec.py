@@ -225,13 +225,9 @@ def build(f: RunFlags) -> RunSpec:
                        total_tokens=f.budget_tokens_total, max_samples=f.n or 16,
                        price=None if f.price is None else parse_price(f.price))
     engine = engine_of(f)
-    judge = None
-    if f.judge_model is not None:
-        if engine.kind not in ("vllm", "openai"):
-            raise ConfigError(f"--judge-model applies to the vllm and openai engines, not '{engine.kind}'")
-        if f.executor != "local":
-            raise ConfigError("--judge-model runs on the local executor")
-        judge = engine_of(f.model_copy(update={"model": f.judge_model}))
+    judge = judge_of(f, engine)
+    if judge is not None and f.executor != "local":
+        raise ConfigError("--judge-model runs on the local executor")
     return RunSpec(problems=Problems(task=f.task, data=f.data, fields=f.fields, limit=f.limit,
                                      skip_unreadable_golds=f.skip_unreadable_golds),
                    strategy=strategy, engine=engine, judge=judge, budget=budget,
@@ -246,6 +242,15 @@ def engine_of(f: RunFlags) -> EngineSpec:
                        accuracy=f.sim_accuracy, timeout_s=f.request_timeout, deadline_s=f.replica_deadline,
                        slow_factor=f.slow_factor, latency_per_token_s=f.sim_latency, traces=f.traces,
                        engine_args=f.engine_args, request_args=f.request_args)
+
+
+def judge_of(f: RunFlags, engine: EngineSpec) -> EngineSpec | None:
+    """The judge's engine: the policy's kind, server and arguments with --judge-model's model; None without one."""
+    if f.judge_model is None:
+        return None
+    if engine.kind not in ("vllm", "openai"):
+        raise ConfigError(f"--judge-model applies to the vllm and openai engines, not '{engine.kind}'")
+    return engine_of(f.model_copy(update={"model": f.judge_model}))
 
 
 # flags that set a strategy's config field of the same name; given for a strategy without that field, an error
