@@ -122,6 +122,8 @@ async def main(args) -> None:
                 "verify_prompt_share_of_generation": round(verify_prompt / max(1, gen_tokens), 3),
                 "seconds": round(time.monotonic() - t0, 1)}
             print(name, json.dumps(out["settings"][name]), flush=True)
+            if not args.sim:  # each setting kept as it finishes: a long run cut short keeps what it measured
+                write(args.out, out)
     finally:
         await engine.aclose()
     print(json.dumps(out) if args.sim else write(args.out, out))
