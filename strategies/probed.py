@@ -25,7 +25,7 @@ class ProbeConsensus(Checkpoints):
 
     async def check(self, group: BranchGroup, finished: list[int]) -> None:
         c = self.config
-        running = [i for i in group.pending() if self.tokens[i] >= c.min_tokens]
+        running = [i for i in group.live() if self.tokens[i] >= c.min_tokens]
         if not running or len(finished) < c.min_final:
             return
         probes = await probe_answers(self.ctx, self.requests, self.text, running, c.probe_tokens)
@@ -44,15 +44,15 @@ class ProbeConsensus(Checkpoints):
         by_branch = dict(zip(running, pooled[len(done):]))
         if self._streak >= c.patience:
             self.ctx.emit("probe_consensus", answer=leader, share=round(count / total, 3), answers=total,
-                          stopped=len(group.pending()))
-            for i in list(group.pending()):
+                          stopped=len(group.live()))
+            for i in list(group.live()):
                 self.stopped[i] = by_branch.get(i, self.last.get(i))
                 group.cancel(i, f"probe consensus on {leader} ({count}/{total})")
             return
         if c.prune_outliers and count * 2 > total:
             for i, answer in by_branch.items():
                 self._outlier[i] = self._outlier[i] + 1 if answer != leader else 0
-                if self._outlier[i] >= c.patience and len(group.pending()) > 1:
+                if self._outlier[i] >= c.patience and len(group.live()) > 1:
                     if group.cancel(i, f"probe outlier ({answer} against {leader})", status="pruned"):
                         self.pruned.append(i)
                         self.ctx.emit("probe_prune", branch=i, branch_path=list(group.paths[i]), answer=answer,

@@ -27,7 +27,7 @@ class Pruner(Checkpoints):
     async def check(self, group, finished: list[int]) -> None:
         """Cluster finished and running traces; cancel running ones beyond each cluster's quota."""
         c = self.config
-        running = [i for i in group.pending() if self.tokens[i] >= c.min_tokens]
+        running = [i for i in group.live() if self.tokens[i] >= c.min_tokens]
         if not running:
             return
         order = finished + running
@@ -60,7 +60,7 @@ class Pruner(Checkpoints):
             return sim >= c.threshold, sim
 
         clusters = cluster(order, similar)
-        pending = set(group.pending())
+        pending = set(group.live())
         for i, k, sim in select_prunes(clusters, pending, c.quota, c.min_alive, len(pending) + len(finished)):
             reason = f"redundant with branch {clusters[k][0][0]} ({c.signal}, sim {sim:.3f})"
             if group.cancel(i, reason, status="pruned"):

@@ -78,7 +78,7 @@ async def run_watched(ctx: Context, requests: list[GenerateRequest], watcher: Wa
         while group.pending():
             await watcher.wake.wait()
             watcher.wake.clear()
-            if watcher.due and group.pending():
+            if watcher.due and group.live():
                 watcher.due = False
                 finished = [i for i, o in enumerate(group.outcomes()) if o is not None and o.status == "ok"]
                 await watcher.check(group, finished)

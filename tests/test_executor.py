@@ -193,3 +193,29 @@ async def test_a_group_runs_at_most_max_in_flight_and_a_stop_spares_the_ones_not
     assert all(o.status == "cancelled" for o in outcomes[4:])
     starts = [e for e in ctx.tracer.events if e["kind"] == "branch_start"]
     assert len(starts) == engine.started == ctx.usage.calls
+
+
+async def test_a_cancelled_branch_that_is_still_unwinding_is_pending_but_not_live():
+    # A watcher deciding on pending() would decide again about branches it has already stopped (CI caught probe
+    # consensus firing twice): live() leaves out the branches asked to stop.
+    unwound = asyncio.Event()
+
+    async def slow_to_unwind():
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.shield(unwound.wait())  # e.g. an engine abort still on its way
+
+    async def quick():
+        await asyncio.sleep(10)
+
+    async with Context(make_sim([])).group("b") as group:
+        group.spawn(slow_to_unwind)
+        group.spawn(quick)
+        await asyncio.sleep(0.01)
+        assert group.cancel(0, "stop") and not group.cancel(0, "again")
+        await asyncio.sleep(0.01)
+        assert group.pending() == [0, 1] and group.live() == [1]
+        group.cancel(1, "stop")
+        unwound.set()
+    assert [o.status for o in group.outcomes()] == ["cancelled", "cancelled"]

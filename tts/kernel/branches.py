@@ -120,6 +120,11 @@ class BranchGroup(Generic[T]):
     def pending(self) -> list[int]:
         return [i for i, f in enumerate(self._results) if not f.done()]
 
+    def live(self) -> list[int]:
+        """Pending branches not yet asked to stop: a cancelled branch stays pending until its task unwinds, and a
+        watcher that counted it would decide twice about the same branch."""
+        return [i for i in self.pending() if i not in self._cancel_reason]
+
     def cancel(self, index: int, reason: str, *, status: Status = "cancelled") -> bool:
         """Cancel one branch (and so its engine requests); False if it had already finished. `status` says why in
         the outcome's type ("pruned" for a pruner's cut, "cancelled" for a stop rule's), `reason` in words."""
