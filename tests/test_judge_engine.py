@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
+
 from tests.fake_openai_server import FakeOpenAI
 from tests.test_bad_input import cli, one_error
 from tts.kit.judging import PAIR_CUE
@@ -64,3 +66,54 @@ def test_the_gateway_asks_its_judge_model(tmp_path):
     assert judged and {r["model"] for r in judged} == {"judge-m"}
     assert {r["model"] for r in requests if r not in judged} == {"policy-m"}
     assert reply["usage"]["tts_verification"]["calls"] == len(judged)
+
+
+@pytest.mark.parametrize("kind", ["pairwise", "select"])
+def test_the_timeline_and_viewer_show_the_judge_apart(tmp_path, kind):
+    """What the judge spent is drawn on its own rows (pairwise: a branch per comparison; select: one call outside any
+    branch) and counted apart from generation, per problem and in sum."""
+    from tts.app.timeline import problem_events, text, timeline
+    from tts.app.viewer import page_data
+
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"}) + "\n"
+                            for i in range(1, 4)))
+    with FakeOpenAI(responder=_respond, model=["policy-m", "judge-m"]) as server:
+        result = cli("eval", "--engine", "openai", "--base-url", server.url, "--model", "policy-m",
+                     "--judge-model", "judge-m", "--task", "gsm8k", "--data", str(data), "--no-progress",
+                     "-s", f"sc(n=4) | judge(kind='{kind}', margin=1.0)", "--run-id", "r", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "results" / "r"
+    summary = json.loads((run / "summary.json").read_text())
+    verify_total = generated = 0
+    for pid in problem_events(run):
+        _, bars, marks = timeline(run, pid)
+        judge_rows = [b for b in bars if b.verify_tokens]
+        assert judge_rows and all(b.tokens == 0 and b.label == {"pairwise": "compare", "select": "verify"}[kind]
+                                  for b in judge_rows)
+        assert any(m.startswith(f"judge ({kind}) chose") for _, m in marks)
+        assert "verify_tokens=" in text(bars, marks)
+        verify_total += sum(b.verify_tokens for b in bars)
+        generated += sum(b.tokens for b in bars)
+    assert verify_total == summary["verify_prompt_tokens"] + summary["verify_completion_tokens"]
+    assert generated == summary["completion_tokens"] - summary["verify_completion_tokens"]
+    problems = page_data(run)["problems"]
+    assert sum(p["verify"][0] for p in problems) == summary["verify_calls"]
+
+
+def test_the_viewer_shows_each_samples_score(tmp_path):
+    from tts.app.viewer import page_data
+
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"}) + "\n"
+                            for i in range(1, 4)))
+    result = cli("eval", "--engine", "sim", "--sim-accuracy", "0.5", "--task", "gsm8k", "--data", str(data),
+                 "--no-progress", "-s", "best-of-n(n=4)", "--run-id", "b", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    for p in page_data(tmp_path / "results" / "b")["problems"]:
+        scored = {s[0]: s[5] for s in p["samples"] if s[3] == "ok"}
+        assert scored and all(isinstance(x, float) for x in scored.values())
+        assert scored == {int(k): v for k, v in p["meta"]["scores"].items()}
+        best = max(scored, key=lambda i: scored[i])
+        assert p["answer"] == next(s[1] for s in p["samples"] if s[0] == best)
+        assert p["verify"][0] >= 1 and sum(b[9] for b in p["bars"]) == p["verify"][1] + p["verify"][2]

@@ -32,6 +32,7 @@ class Bar:
     answer: str | None = None
     tokens: int = 0
     calls: int = 0
+    verify_tokens: int = 0  # what judges and verifiers read and wrote from this row: apart from its generation
     marks: list[tuple[float, str]] = field(default_factory=list)  # (t, what) on this row
 
     @property
@@ -69,6 +70,9 @@ def bars(events: list[dict]) -> tuple[list[Bar], list[tuple[float, str]]]:
         path, t, kind = tuple(e.get("path") or ()), float(e.get("t", 0.0)), e.get("kind")
         if kind == "branch_start":
             rows[path] = Bar(path, e.get("label") or "", t, end)
+        elif kind == "call_start" and e.get("purpose") == "verify" and path not in rows:
+            # a judge calling outside any branch (a composition's judge stage) still gets a row of its own
+            rows[path] = Bar(path, "verify", t, t, "ok")
         bar = rows.get(path)
         if kind == "branch_end" and bar:
             bar.end = t
@@ -78,7 +82,12 @@ def bars(events: list[dict]) -> tuple[list[Bar], list[tuple[float, str]]]:
             if bar.outcome != "lowconf":
                 bar.outcome = status if status in OUTCOMES else "error"
         elif kind == "call_end" and bar:
-            bar.tokens += int(e.get("completion_tokens") or 0)
+            if e.get("purpose") == "verify":
+                bar.verify_tokens += int(e.get("prompt_tokens") or 0) + int(e.get("completion_tokens") or 0)
+                if bar.label == "verify":
+                    bar.end = max(bar.end, t)
+            else:
+                bar.tokens += int(e.get("completion_tokens") or 0)
             bar.calls += 1
         elif kind == "partial_answer" and bar:
             bar.answer = e.get("answer")
@@ -93,6 +102,10 @@ def bars(events: list[dict]) -> tuple[list[Bar], list[tuple[float, str]]]:
             group_marks.append((t, f"stop: {e.get('reason')}"))
         elif kind == "probe_consensus":
             group_marks.append((t, f"probe consensus on {e.get('answer')}"))
+        elif kind == "judge":
+            verdict = "overturned the vote" if e.get("overturned") else "kept the vote"
+            group_marks.append((t, f"judge ({e.get('scorer')}) chose {e.get('chosen')} of "
+                                   f"{', '.join(map(str, e.get('contenders') or ()))}: {verdict}"))
         elif kind == "probe_prune":
             target = rows.get(tuple(e.get("branch_path") or ()))
             if target:
@@ -130,8 +143,9 @@ def text(bars_: list[Bar], marks: list[tuple[float, str]]) -> str:
     lines = []
     for b in bars_:
         ans = f" answer={b.answer}" if b.answer is not None else ""
+        verify = f" verify_tokens={b.verify_tokens}" if b.verify_tokens else ""
         lines.append(f"{'  ' * b.depth}{b.name()} [{b.label}] {OUTCOMES[b.outcome][1]} {_seconds(b.start)}"
-                     f"-{_seconds(b.end)} tokens={b.tokens}{ans}")
+                     f"-{_seconds(b.end)} tokens={b.tokens}{verify}{ans}")
     lines += [f"@{_seconds(t)} {m}" for t, m in marks]
     return "\n".join(lines)
 
@@ -155,7 +169,8 @@ def draw(bars_: list[Bar], marks: list[tuple[float, str]], out: Path, title: str
     for y, b in enumerate(bars_):
         colour = OUTCOMES[b.outcome][0]
         ax.barh(y, max(b.end - b.start, span * 0.002), left=b.start, height=0.62, color=colour, alpha=0.9)
-        tag = " · ".join(x for x in (f"{b.answer}" if b.answer is not None else "", f"{b.tokens} tok") if x)
+        tag = " · ".join(x for x in (f"{b.answer}" if b.answer is not None else "", f"{b.tokens} tok",
+                                     f"judge {b.verify_tokens} tok" if b.verify_tokens else "") if x)
         ax.text(b.end + span * 0.006, y, tag, va="center", fontsize=7)
         for t, what in b.marks:
             ax.plot([t], [y], marker="x" if what.startswith("pruned") else "v", color="black", markersize=6)

@@ -58,7 +58,7 @@ function timeline(p) {
   const w = left + width + 150, h = bars.length * rowH + 40;
   let svg = `<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 ${w} ${h}" ` +
     `style="max-width:${w}px" font-size="10">`;
-  bars.forEach(([name, depth, label, start, end, outcome, answer, tokens, right], i) => {
+  bars.forEach(([name, depth, label, start, end, outcome, answer, tokens, right, verify], i) => {
     const y = 20 + i * rowH, colour = (D.outcomes[outcome] || ["#999"])[0];
     // the outline says whether the branch's answer is right (green) or wrong (red); none where it cannot be graded
     const edge = right === true ? ` stroke="#1a7f37" stroke-width="2"` : right === false ? ` stroke="#cf222e" stroke-width="2"` : "";
@@ -68,7 +68,7 @@ function timeline(p) {
       `height="${rowH - 5}" fill="${colour}"${edge} data-right="${right}"><title>${esc(name)}: ` +
       `${esc((D.outcomes[outcome] || ["", outcome])[1])}, ${tokens} tokens, ${start.toFixed(2)}–${end.toFixed(2)} s` +
       `</title></rect><text x="${x(end) + 4}" y="${y + 12}">${mark}${answer === null ? "" : esc(answer) + " · "}` +
-      `${tokens} tok</text>`;
+      `${tokens} tok${verify ? ` · judge ${verify} tok` : ""}</text>`;
   });
   for (const [t, what] of p.decisions) {
     if (what.startsWith("branch ")) continue;
@@ -86,8 +86,13 @@ function detail(id) {
   const p = D.problems.find((q) => q.id === id);
   selected = id;
   const votes = Object.entries(p.votes).sort((a, b) => b[1] - a[1]).map(([a, v]) => `${esc(a)}: ${v}`).join(", ");
-  const samples = p.samples.map(([i, ans, tok, st, text]) =>
-    `<details><summary>#${i} <b>${esc(ans)}</b> · ${tok} tok · ${esc(st)}</summary><pre>${esc(text)}</pre></details>`).join("");
+  const samples = p.samples.map(([i, ans, tok, st, text, score]) =>
+    `<details><summary>#${i} <b>${esc(ans)}</b> · ${tok} tok · ${esc(st)}` +
+    `${score === null || score === undefined ? "" : ` · <span class="score">score ${Number(score).toFixed(3)}</span>`}` +
+    `</summary><pre>${esc(text)}</pre></details>`).join("");
+  const [vcalls, vprompt, vgen] = p.verify || [0, 0, 0];
+  const verify = vcalls ? `; <span id="problem-verification">verification ${vcalls} calls, ${vprompt} prompt + ${vgen} ` +
+    "generated tokens</span>" : "";
   const decisions = p.decisions.map(([t, what]) => `<li>${t.toFixed(2)} s: ${esc(what)}</li>`).join("");
   const prompts = (p.prompts || []).map(([pid, text, sampling]) =>
     `<details><summary>prompt ${esc(pid)} · ${sampling.map((x) => esc(JSON.stringify(x))).join("; ")}</summary>` +
@@ -98,7 +103,7 @@ function detail(id) {
   const meta = Object.keys(p.meta).length ? `<h3>strategy record</h3><pre>${esc(JSON.stringify(p.meta, null, 1))}</pre>` : "";
   $("#right").innerHTML = `<h2 id="detail-title">${esc(p.id)} <span class="${p.correct ? "ok" : "bad"}">` +
     `${p.correct ? "right" : "wrong"}</span></h2><p>answer <b>${esc(p.answer)}</b>, gold <b>${esc(p.gold)}</b>; ` +
-    `votes ${votes || "none"}; ${p.tokens} tokens in ${p.calls} calls, ${Number(p.seconds).toFixed(2)} s` +
+    `votes ${votes || "none"}; ${p.tokens} tokens in ${p.calls} calls, ${Number(p.seconds).toFixed(2)} s${verify}` +
     `${p.tie ? '<br><span id="tie">' + esc(p.tie) + "</span>" : ""}` +
     `${p.note ? "<br>note: " + esc(p.note) : ""}${p.error ? '<br><span class="bad">error: ' + esc(p.error) + "</span>" : ""}` +
     `</p>${seen}<h3>timeline</h3>${p.bars.length ? timeline(p) : '<p class="muted">no trace for this problem</p>'}` +

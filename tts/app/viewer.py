@@ -70,8 +70,9 @@ def _problem(row: dict, events: list[dict], grade) -> dict:
             except Exception:  # a row the grader cannot read: no mark rather than a wrong one
                 right[answer] = None
         return right[answer]
+    scores = (row.get("meta") or {}).get("scores") or {}  # a scorer's score per sample index, where one scored
     samples = [[s.get("index"), s.get("answer"), s.get("tokens", 0), s.get("status", "ok"),
-                (s.get("text") or "")[:TEXT_LIMIT]] for s in row.get("samples", ())]
+                (s.get("text") or "")[:TEXT_LIMIT], scores.get(str(s.get("index")))] for s in row.get("samples", ())]
     decisions = [[round(t, 4), m] for t, m in marks]
     for b in bs:
         decisions += [[round(t, 4), f"branch {b.name()}: {m}"] for t, m in b.marks]
@@ -79,10 +80,12 @@ def _problem(row: dict, events: list[dict], grade) -> dict:
         "id": row["id"], "correct": row.get("correct"), "answer": row.get("answer"), "gold": row.get("gold"),
         "votes": row.get("votes", {}), "stopped": bool(row.get("stopped_early")),
         "tokens": row.get("usage", {}).get("completion_tokens", 0), "calls": row.get("usage", {}).get("calls", 0),
+        "verify": [row.get("usage", {}).get(k, 0) for k in
+                   ("verify_calls", "verify_prompt_tokens", "verify_completion_tokens")],
         "seconds": row.get("seconds", 0.0), "note": row.get("note"), "error": row.get("error"),
         "meta": row.get("meta", {}), "samples": samples, "decisions": sorted(decisions),
         "bars": [[b.name(), b.depth, b.label, round(b.start, 4), round(b.end, 4), b.outcome, b.answer, b.tokens,
-                  graded(b.answer)] for b in bs],
+                  graded(b.answer), b.verify_tokens] for b in bs],
         "tie": _tie(row.get("votes") or {}, row.get("answer")), **_inputs(events),
     }
 

@@ -243,7 +243,8 @@ class Context:
             charge_branch(used)
             self.tracer.set_status(node, "done" if status == "ok" else status, tokens=used, seconds=seconds,
                                    **({"error": error} if error else {}))
-            self.emit("call_end", node=node, status=status, seconds=seconds, **end)
+            self.emit("call_end", node=node, status=status, seconds=seconds, **end,
+                      **({"purpose": "verify"} if self.verifying else {}))
         return completions
 
     def group(self, label: str = "branches", stop_when: StopRule | None = None,
