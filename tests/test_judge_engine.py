@@ -17,15 +17,25 @@ def _respond(body: dict, drawn=itertools.count()) -> str:
     return "A" if PAIR_CUE in text else f"Some work. The answer is {next(drawn) % 3}."  # votes split; the judge: A
 
 
-def test_judge_model_answers_the_judge_and_the_policy_samples(tmp_path):
+def _problems(tmp_path):
     data = tmp_path / "p.jsonl"
     data.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"}) + "\n"
                             for i in range(1, 4)))
+    return data
+
+
+def _judged_run(tmp_path, kind: str = "pairwise"):
+    """A run of sc(n=4) | judge(kind) with a policy and a judge model on a fake server: (CLI result, requests)."""
     with FakeOpenAI(responder=_respond, model=["policy-m", "judge-m"]) as server:
         result = cli("eval", "--engine", "openai", "--base-url", server.url, "--model", "policy-m",
-                     "--judge-model", "judge-m", "--task", "gsm8k", "--data", str(data), "--no-progress",
-                     "-s", "sc(n=4) | judge(kind='pairwise', margin=1.0)", "--run-id", "r", cwd=tmp_path)
-        requests = list(server.requests)
+                     "--judge-model", "judge-m", "--task", "gsm8k", "--data", str(_problems(tmp_path)),
+                     "--no-progress", "-s", f"sc(n=4) | judge(kind='{kind}', margin=1.0)", "--run-id", "r",
+                     cwd=tmp_path)
+        return result, list(server.requests)
+
+
+def test_judge_model_answers_the_judge_and_the_policy_samples(tmp_path):
+    result, requests = _judged_run(tmp_path)
     assert result.exit_code == 0, result.output
     judged = [r for r in requests if PAIR_CUE in json.dumps(r.get("messages"))]
     sampled = [r for r in requests if r not in judged]
@@ -75,13 +85,7 @@ def test_the_timeline_and_viewer_show_the_judge_apart(tmp_path, kind):
     from tts.app.timeline import problem_events, text, timeline
     from tts.app.viewer import page_data
 
-    data = tmp_path / "p.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"}) + "\n"
-                            for i in range(1, 4)))
-    with FakeOpenAI(responder=_respond, model=["policy-m", "judge-m"]) as server:
-        result = cli("eval", "--engine", "openai", "--base-url", server.url, "--model", "policy-m",
-                     "--judge-model", "judge-m", "--task", "gsm8k", "--data", str(data), "--no-progress",
-                     "-s", f"sc(n=4) | judge(kind='{kind}', margin=1.0)", "--run-id", "r", cwd=tmp_path)
+    result, _ = _judged_run(tmp_path, kind)
     assert result.exit_code == 0, result.output
     run = tmp_path / "results" / "r"
     summary = json.loads((run / "summary.json").read_text())
@@ -104,11 +108,8 @@ def test_the_timeline_and_viewer_show_the_judge_apart(tmp_path, kind):
 def test_the_viewer_shows_each_samples_score(tmp_path):
     from tts.app.viewer import page_data
 
-    data = tmp_path / "p.jsonl"
-    data.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"}) + "\n"
-                            for i in range(1, 4)))
-    result = cli("eval", "--engine", "sim", "--sim-accuracy", "0.5", "--task", "gsm8k", "--data", str(data),
-                 "--no-progress", "-s", "best-of-n(n=4)", "--run-id", "b", cwd=tmp_path)
+    result = cli("eval", "--engine", "sim", "--sim-accuracy", "0.5", "--task", "gsm8k",
+                 "--data", str(_problems(tmp_path)), "--no-progress", "-s", "best-of-n(n=4)", "--run-id", "b", cwd=tmp_path)
     assert result.exit_code == 0, result.output
     for p in page_data(tmp_path / "results" / "b")["problems"]:
         scored = {s[0]: s[5] for s in p["samples"] if s[3] == "ok"}
