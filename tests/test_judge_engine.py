@@ -118,3 +118,42 @@ def test_the_viewer_shows_each_samples_score(tmp_path):
         best = max(scored, key=lambda i: scored[i])
         assert p["answer"] == next(s[1] for s in p["samples"] if s[0] == best)
         assert p["verify"][0] >= 1 and sum(b[9] for b in p["bars"]) == p["verify"][1] + p["verify"][2]
+
+
+def test_a_replayed_policy_with_a_live_judge(tmp_path):
+    """--engine replay --judge-engine openai: the samples come from the recording (the same texts, no policy request
+    reaches a server), only the judge is asked, and the run says which engine judged."""
+    problems = str(_problems(tmp_path))
+    common = ["--task", "gsm8k", "--data", problems, "--no-progress"]
+    recorded = cli("eval", "--engine", "sim", "--sim-accuracy", "0.4", *common, "-s", "sc(n=4, early_stop=False)",
+                   "--record", "--run-id", "rec", cwd=tmp_path)
+    assert recorded.exit_code == 0, recorded.output
+    traces = tmp_path / "results" / "rec" / "recorded_traces.jsonl"
+    with FakeOpenAI(responder=_respond, model=["judge-m"]) as server:
+        result = cli("eval", "--engine", "replay", "--traces", str(traces), "--judge-engine", "openai",
+                     "--base-url", server.url, "--judge-model", "judge-m", *common,
+                     "-s", "sc(n=4, early_stop=False) | judge(kind='pairwise', margin=1.0)", "--run-id", "rj",
+                     cwd=tmp_path)
+        requests = list(server.requests)
+    assert result.exit_code == 0, result.output
+    assert requests and all(PAIR_CUE in json.dumps(r.get("messages")) and r["model"] == "judge-m" for r in requests)
+    rows = {}
+    for run in ("rec", "rj"):
+        rows[run] = [json.loads(x) for x in (tmp_path / "results" / run / "results.jsonl").read_text().splitlines()]
+    texts = [[(s["index"], s["text"]) for s in r["samples"]] for r in rows["rec"]]
+    assert texts == [[(s["index"], s["text"]) for s in r["samples"]] for r in rows["rj"]]
+    run = tmp_path / "results" / "rj"
+    assert json.loads((run / "summary.json").read_text())["verify_calls"] == len(requests)
+    config = json.loads((run / "config.json").read_text())
+    assert config["judge_model"] == "judge-m" and config["judge_engine"] == "openai" and config["engine"] == "replay"
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--engine", "sim", "--judge-engine", "vllm"], "--judge-engine names the judge model's engine"),
+    (["--engine", "sim", "--judge-engine", "sim", "--judge-model", "x"], "not 'sim'"),
+    (["--engine", "sim", "--judge-model", "x"], "takes --judge-engine vllm or openai"),
+])
+def test_a_judge_engine_that_cannot_judge_is_one_line(tmp_path, flags, words):
+    line = one_error(cli("eval", *flags, "--no-progress", cwd=tmp_path))
+    assert words in line
+    assert not (tmp_path / "results").exists()

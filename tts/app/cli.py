@@ -104,6 +104,8 @@ def eval_(
                                                 "(default 4)"),
     judge_model: Optional[str] = typer.Option(None, help="the model that judges and verifiers ask "
                                               "(engines vllm and openai; default: the policy model judges itself)"),
+    judge_engine: Optional[str] = typer.Option(None, help="the judge model's engine (vllm or openai) when it is not "
+                                               "the policy's: a policy replayed from --traces with a live judge"),
     n: Optional[int] = typer.Option(None, "-n", help="samples per problem (self-consistency)"),
     limit: Optional[int] = typer.Option(None, help="first N problems only"),
     skip_unreadable_golds: bool = typer.Option(False, help="run the rows whose gold answer can be read; the others "
@@ -193,7 +195,7 @@ EVAL_PANELS = {
     "Data": "task data field limit skip_unreadable_golds",
     "Strategy": "strategy n seed temperature max_tokens early_stop option prune prune_opt reasoning reasoning_opt "
                 "thinking_budget",
-    "Engine": "engine model judge_model base_url route request_timeout replica_deadline slow_factor engine_arg request_arg price "
+    "Engine": "engine model judge_model judge_engine base_url route request_timeout replica_deadline slow_factor engine_arg request_arg price "
               "sim_accuracy sim_latency traces record",
     "Budget": "budget_tokens budget_calls budget_seconds budget_usd budget_tokens_total",
     "Output": "output run_id resume config progress",

@@ -153,6 +153,7 @@ def _run_config(spec: RunSpec, task, strategy: str, config, alloc, unreadable) -
             "engine_args": getattr(e, "engine_args", {}),
             "request_args": getattr(e, "request_args", None) or getattr(e, "extra_body", {}),
             **({"judge_model": getattr(spec.judge, "name", None) or spec.judge.model} if spec.judge else {}),
+            **({"judge_engine": spec.judge.kind} if spec.judge and spec.judge.kind != e.kind else {}),
             "seed": spec.seed, "limit": p.limit, "concurrency": spec.executor.concurrency,
             "budget": spec.budget.per_problem.model_dump(),
             **({"allocation": alloc.model_dump()} if alloc else {}),

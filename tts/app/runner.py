@@ -26,7 +26,7 @@ from tts.kernel.types import Problem
 RESULTS, TRACE, SUMMARY, CONFIG = "results.jsonl", "trace.jsonl", "summary.json", "config.json"
 # Options that must match for --resume to continue a run rather than mix two different ones.
 IDENTITY = ("task", "data", "strategy", "strategy_config", "engine", "model", "seed", "budget", "price", "sim",
-            "allocation", "traces", "judge_model")
+            "allocation", "traces", "judge_model", "judge_engine")
 UNREADABLE = "unreadable_golds.jsonl"  # rows a run skipped because their gold cannot be read
 RECORDED = "recorded_traces.jsonl"  # every completion of a run made with --record (engine replay serves them)
 SEGMENTS = "segments.jsonl"  # one line per start and per clean end of the run: wall time across resumes

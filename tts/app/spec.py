@@ -102,6 +102,7 @@ class RunFlags(BaseModel):
     engine: str | None = None
     model: str | None = None
     judge_model: str | None = None  # the model judges and verifiers ask (same engine kind and server as --model)
+    judge_engine: str | None = None  # the judge's engine kind when it differs from the policy's (a replayed policy)
     base_url: str | list[str] | None = None  # several: replicas of one model behind a routing pool
     route: str | None = None
     request_timeout: float | None = Field(None, gt=0)
@@ -153,7 +154,7 @@ TABLES: dict[str, dict[str, str]] = {
                                                        "reasoning", "options")}},
     "engine": {"kind": "engine", "accuracy": "sim_accuracy", "latency_per_token_s": "sim_latency",
                "timeout_s": "request_timeout", "deadline_s": "replica_deadline", "extra_body": "request_args",
-               **{k: k for k in ("model", "judge_model", "base_url", "route", "slow_factor", "engine_args", "request_args",
+               **{k: k for k in ("model", "judge_model", "judge_engine", "base_url", "route", "slow_factor", "engine_args", "request_args",
                                  "traces")}},
     "budget": {"tokens": "budget_tokens", "calls": "budget_calls", "seconds": "budget_seconds", "usd": "budget_usd",
                "tokens_total": "budget_tokens_total", "price": "price"},
@@ -238,19 +239,30 @@ def build(f: RunFlags) -> RunSpec:
 
 def engine_of(f: RunFlags) -> EngineSpec:
     """The engine part of the flags, as the chosen kind's spec (`tts eval` and `tts serve` alike)."""
-    return engine_spec(f.engine, model=f.model, base_url=f.base_url, route=f.route, seed=f.seed,
+    # a replayed or simulated policy with a served judge: --base-url is the judge's server
+    judge_url = f.judge_engine == "openai" and f.engine in ("replay", "sim")
+    return engine_spec(f.engine, model=f.model, base_url=None if judge_url else f.base_url, route=f.route, seed=f.seed,
                        accuracy=f.sim_accuracy, timeout_s=f.request_timeout, deadline_s=f.replica_deadline,
                        slow_factor=f.slow_factor, latency_per_token_s=f.sim_latency, traces=f.traces,
                        engine_args=f.engine_args, request_args=f.request_args)
 
 
 def judge_of(f: RunFlags, engine: EngineSpec) -> EngineSpec | None:
-    """The judge's engine: the policy's kind, server and arguments with --judge-model's model; None without one."""
+    """The judge's engine: the policy's kind, server and arguments with --judge-model's model; None without one.
+    --judge-engine names another kind: a policy replayed from a recording (`--engine replay`) with a live judge,
+    so that judges are compared on the same samples through the real strategies."""
     if f.judge_model is None:
+        if f.judge_engine is not None:
+            raise ConfigError("--judge-engine names the judge model's engine: give --judge-model too")
         return None
-    if engine.kind not in ("vllm", "openai"):
-        raise ConfigError(f"--judge-model applies to the vllm and openai engines, not '{engine.kind}'")
-    return engine_of(f.model_copy(update={"model": f.judge_model}))
+    kind = f.judge_engine or engine.kind
+    if kind not in ("vllm", "openai"):
+        hint = "; a replayed or simulated policy takes --judge-engine vllm or openai" if f.judge_engine is None else ""
+        raise ConfigError(f"--judge-model applies to the vllm and openai engines, not '{kind}'{hint}")
+    if kind == engine.kind:
+        return engine_of(f.model_copy(update={"model": f.judge_model}))
+    # another kind: the policy engine's own flags (its recording, its simulator) are not the judge's
+    return engine_spec(kind, model=f.judge_model, base_url=f.base_url, seed=f.seed, timeout_s=f.request_timeout)
 
 
 # flags that set a strategy's config field of the same name; given for a strategy without that field, an error
