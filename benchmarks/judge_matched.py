@@ -1,0 +1,107 @@
+"""Judges at matched tokens, through `tts eval` itself: a recorded sampling run (`tts eval --record`) is replayed
+(`--engine replay`) by the real strategies and compositions, with the judge model live (`--judge-engine vllm
+--judge-model M`), so every setting sees the same samples (paired) and pays its judge's real tokens.
+
+Settings: SC@K votes (K = 16, 12, 8), SC@16 with the vote's lead stop, and the close-vote pairwise judge after each.
+For each: accuracy with a 95% interval, total tokens (prompts + generation + verification, as `summary.json`
+counts them) and their share of SC@16's, and the problems gained and lost against SC@16, problem by problem.
+
+Usage: python benchmarks/judge_matched.py REC_RUN [--judge-model qwen2.5-coder-1.5b] [--n 16] [--max-tokens 384]
+       [--out judge_matched]
+Each setting is a run folder under results/matched-<REC name>/ (resumed if cut); the figures go to
+results/bench/<OUT>.json after each setting.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, write
+
+from tts import tasks
+from tts.app.runner import read_finished, wilson
+
+
+def settings(n: int, max_tokens: int) -> dict[str, str]:
+    def sc(k: int, stop: bool = False) -> str:
+        return f"sc(n={k}, max_tokens={max_tokens}{'' if stop else ', early_stop=False'})"
+
+    judge = " | judge(kind='pairwise', margin=0.25)"
+    out = {f"SC@{n}": sc(n), f"SC@{n} | pairwise on close votes": sc(n) + judge,
+           f"SC@{n}, lead stop": sc(n, True), f"SC@{n}, lead stop | pairwise on close votes": sc(n, True) + judge}
+    for k in (n * 3 // 4, n // 2):
+        out[f"SC@{k}"] = sc(k)
+        out[f"SC@{k} | pairwise on close votes"] = sc(k) + judge
+    return out
+
+
+def run(rec: Path, name: str, expr: str, args) -> Path:
+    config = json.loads((rec / "config.json").read_text())
+    run_id = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    out = ROOT / "results" / f"matched-{rec.name}"
+    cmd = [sys.executable, "-m", "tts.app.cli", "eval", "--engine", "replay", "--traces",
+           str(rec / "recorded_traces.jsonl"), "--task", config["task"], "--limit", str(config["limit"]),
+           "-s", expr, "--output", str(out), "--run-id", run_id, "--no-progress", "--seed", str(config["seed"])]
+    if config.get("data") and not str(config["data"]).startswith(("packaged:", "hub:")):
+        cmd += ["--data", config["data"]]
+    if "judge(" in expr:
+        cmd += ["--judge-engine", "vllm", "--judge-model", args.judge_model]
+    if (out / run_id / "config.json").exists():
+        cmd.append("--resume")
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return out / run_id
+
+
+def main(args) -> None:
+    rec = Path(args.rec).resolve()
+    figures: dict = {"recording": str(rec), "judge_model": args.judge_model, "settings": {}}
+    base: dict[str, bool] | None = None
+    base_tokens = 0
+    for name, expr in settings(args.n, args.max_tokens).items():
+        t0 = time.monotonic()
+        folder = run(rec, name, expr, args)
+        rows = read_finished(folder / "results.jsonl")
+        summary = json.loads((folder / "summary.json").read_text())
+        right = {i: bool(r.get("correct")) for i, r in rows.items()}
+        tokens = summary["prompt_tokens"] + summary["completion_tokens"]
+        if base is None:
+            base, base_tokens = right, tokens
+            figures["oracle"] = _oracle(rec, rows)
+        k = sum(right.values())
+        figures["problems"] = len(right)
+        figures["settings"][name] = {
+            "strategy": expr, "accuracy": round(k / len(right), 4), "correct": k, "ci95": wilson(k, len(right)),
+            "all_tokens": tokens, "share_of_sc_all": round(tokens / base_tokens, 3),
+            "generated_tokens": summary["completion_tokens"] - summary.get("verify_completion_tokens", 0),
+            "verify_calls": summary.get("verify_calls", 0),
+            "verify_tokens": summary.get("verify_prompt_tokens", 0) + summary.get("verify_completion_tokens", 0),
+            "judged_problems": sum(bool((r.get("meta") or {}).get("judge", {}).get("ran")) for r in rows.values()),
+            "gained_vs_sc": sorted(i for i in right if right[i] and not base.get(i)),
+            "lost_vs_sc": sorted(i for i in right if base.get(i) and not right[i]),
+            "errors": summary.get("errors", 0), "seconds": round(time.monotonic() - t0, 1)}
+        print(name, json.dumps(figures["settings"][name]), flush=True)
+        write(args.out, figures)
+
+
+def _oracle(rec: Path, rows: dict[str, dict]) -> dict:
+    """Problems where some sample is right, each distinct answer graded by the task's own grader."""
+    config = json.loads((rec / "config.json").read_text())
+    task, data = tasks.get(config["task"]), config.get("data")
+    problems = {p.id: p for p in task.load(data if data and not data.startswith(("packaged:", "hub:")) else None)}
+    k = sum(any(s.get("answer") is not None and task.grade(problems[i], s["answer"]) for s in r.get("samples", ()))
+            for i, r in rows.items())
+    return {"accuracy": round(k / len(rows), 4), "correct": k, "ci95": wilson(k, len(rows))}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("rec", help="a run folder made with tts eval --record")
+    ap.add_argument("--judge-model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--max-tokens", type=int, default=384)
+    ap.add_argument("--out", default="judge_matched")
+    main(ap.parse_args())
