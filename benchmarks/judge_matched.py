@@ -85,6 +85,24 @@ def main(args) -> None:
             "errors": summary.get("errors", 0), "seconds": round(time.monotonic() - t0, 1)}
         print(name, json.dumps(figures["settings"][name]), flush=True)
         write(args.out, figures)
+    figures["live"] = live(rec, base)
+    write(args.out, figures)
+
+
+def live(rec: Path, base: dict[str, bool]) -> dict:
+    """The recording run's own figures (live, with its judge when its strategy had one), against replayed SC@n."""
+    rows = read_finished(rec / "results.jsonl")
+    summary = json.loads((rec / "summary.json").read_text())
+    right = {i: bool(r.get("correct")) for i, r in rows.items()}
+    k = sum(right.values())
+    return {"strategy": summary["config"]["strategy_config"], "judge_model": summary["config"].get("judge_model"),
+            "accuracy": round(k / len(right), 4), "correct": k, "ci95": wilson(k, len(right)),
+            "all_tokens": summary["prompt_tokens"] + summary["completion_tokens"],
+            "verify_calls": summary.get("verify_calls", 0),
+            "verify_tokens": summary.get("verify_prompt_tokens", 0) + summary.get("verify_completion_tokens", 0),
+            "gained_vs_sc": sorted(i for i in right if right[i] and not base.get(i)),
+            "lost_vs_sc": sorted(i for i in right if base.get(i) and not right[i]),
+            "wall_seconds": summary.get("wall_seconds")}
 
 
 def _oracle(rec: Path, rows: dict[str, dict]) -> dict:
