@@ -7,7 +7,7 @@ For each: accuracy with a 95% interval, total tokens (prompts + generation + ver
 counts them) and their share of SC@16's, and the problems gained and lost against SC@16, problem by problem.
 
 Usage: python benchmarks/judge_matched.py REC_RUN [--judge-model qwen2.5-coder-1.5b] [--n 16] [--max-tokens 384]
-       [--out judge_matched]
+       [--out judge_matched] [--figures-only]
 Each setting is a run folder under results/matched-<REC name>/ (resumed if cut); the figures go to
 results/bench/<OUT>.json after each setting.
 """
@@ -17,7 +17,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from common import ROOT, write
@@ -50,6 +49,8 @@ def run(rec: Path, name: str, expr: str, args) -> Path:
         cmd += ["--data", config["data"]]
     if "judge(" in expr:
         cmd += ["--judge-engine", "vllm", "--judge-model", args.judge_model]
+    if args.figures_only:  # read what the runs wrote; start nothing
+        return out / run_id
     if (out / run_id / "config.json").exists():
         cmd.append("--resume")
     subprocess.run(cmd, check=True, cwd=ROOT)
@@ -62,7 +63,6 @@ def main(args) -> None:
     base: dict[str, bool] | None = None
     base_tokens = 0
     for name, expr in settings(args.n, args.max_tokens).items():
-        t0 = time.monotonic()
         folder = run(rec, name, expr, args)
         rows = read_finished(folder / "results.jsonl")
         summary = json.loads((folder / "summary.json").read_text())
@@ -79,10 +79,10 @@ def main(args) -> None:
             "generated_tokens": summary["completion_tokens"] - summary.get("verify_completion_tokens", 0),
             "verify_calls": summary.get("verify_calls", 0),
             "verify_tokens": summary.get("verify_prompt_tokens", 0) + summary.get("verify_completion_tokens", 0),
-            "judged_problems": sum(bool((r.get("meta") or {}).get("judge", {}).get("ran")) for r in rows.values()),
+            **contests(rec, rows),
             "gained_vs_sc": sorted(i for i in right if right[i] and not base.get(i)),
             "lost_vs_sc": sorted(i for i in right if base.get(i) and not right[i]),
-            "errors": summary.get("errors", 0), "seconds": round(time.monotonic() - t0, 1)}
+            "errors": summary.get("errors", 0), "wall_seconds": summary.get("wall_seconds")}
         print(name, json.dumps(figures["settings"][name]), flush=True)
         write(args.out, figures)
     figures["live"] = live(rec, base)
@@ -102,14 +102,29 @@ def live(rec: Path, base: dict[str, bool]) -> dict:
             "verify_tokens": summary.get("verify_prompt_tokens", 0) + summary.get("verify_completion_tokens", 0),
             "gained_vs_sc": sorted(i for i in right if right[i] and not base.get(i)),
             "lost_vs_sc": sorted(i for i in right if base.get(i) and not right[i]),
-            "wall_seconds": summary.get("wall_seconds")}
+            "wall_seconds": summary.get("wall_seconds"), **contests(rec, rows)}
+
+
+def _problems(rec: Path):
+    config = json.loads((rec / "config.json").read_text())
+    task, data = tasks.get(config["task"]), config.get("data")
+    return task, {p.id: p for p in task.load(data if data and not data.startswith(("packaged:", "hub:")) else None)}
+
+
+def contests(rec: Path, rows: dict[str, dict]) -> dict:
+    """Where the judge ran: how often a right answer was among its contenders, and how often it then chose one;
+    a judge cannot choose an answer the leading classes do not hold."""
+    task, problems = _problems(rec)
+    ran = [(i, r["meta"]["judge"]) for i, r in rows.items() if (r.get("meta") or {}).get("judge", {}).get("ran")]
+    with_right = [(i, j) for i, j in ran if any(task.grade(problems[i], a) for a in j.get("contenders", ()))]
+    return {"judged_problems": len(ran), "judged_with_a_right_contender": len(with_right),
+            "judge_chose_right_when_it_could": sum(bool(task.grade(problems[i], j.get("chosen")))
+                                                   for i, j in with_right if j.get("chosen") is not None)}
 
 
 def _oracle(rec: Path, rows: dict[str, dict]) -> dict:
     """Problems where some sample is right, each distinct answer graded by the task's own grader."""
-    config = json.loads((rec / "config.json").read_text())
-    task, data = tasks.get(config["task"]), config.get("data")
-    problems = {p.id: p for p in task.load(data if data and not data.startswith(("packaged:", "hub:")) else None)}
+    task, problems = _problems(rec)
     k = sum(any(s.get("answer") is not None and task.grade(problems[i], s["answer"]) for s in r.get("samples", ()))
             for i, r in rows.items())
     return {"accuracy": round(k / len(rows), 4), "correct": k, "ci95": wilson(k, len(rows))}
@@ -122,4 +137,5 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=384)
     ap.add_argument("--out", default="judge_matched")
+    ap.add_argument("--figures-only", action="store_true", help="read the settings' finished run folders only")
     main(ap.parse_args())
