@@ -117,7 +117,10 @@ def contests(rec: Path, rows: dict[str, dict]) -> dict:
     task, problems = _problems(rec)
     ran = [(i, r["meta"]["judge"]) for i, r in rows.items() if (r.get("meta") or {}).get("judge", {}).get("ran")]
     with_right = [(i, j) for i, j in ran if any(task.grade(problems[i], a) for a in j.get("contenders", ()))]
+    leans = sorted(abs(m["p_a"] - 0.5) for _, j in ran for m in j.get("matches", ()) if m.get("p_a") is not None)
     return {"judged_problems": len(ran), "judged_with_a_right_contender": len(with_right),
+            # how far the pairwise judge leans from a coin (|P(first) - 0.5|, both orders averaged), its median
+            **({"judge_lean_median": round(leans[len(leans) // 2], 4)} if leans else {}),
             "judge_chose_right_when_it_could": sum(bool(task.grade(problems[i], j.get("chosen")))
                                                    for i, j in with_right if j.get("chosen") is not None)}
 
