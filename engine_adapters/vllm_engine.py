@@ -144,9 +144,11 @@ class VLLMEngine(EngineBase):
         return render_prompt(self.tokenizer, request, self.template_kwargs)
 
     def describe(self) -> dict:
-        """What the manifest records: the model and the sampling values every request carries besides its own."""
-        return {"model": self.model, "sampling_defaults": self.sampling_defaults,
-                "chat_template_kwargs": self.template_kwargs}
+        """What the manifest records: the model, the dtype it computes in (on a CPU it follows the hardware, and
+        samples differ between bfloat16 and float32), and the sampling values every request carries besides its own."""
+        dtype = getattr(getattr(self.llm, "model_config", None), "dtype", None)
+        return {"model": self.model, **({"dtype": str(dtype).removeprefix("torch.")} if dtype is not None else {}),
+                "sampling_defaults": self.sampling_defaults, "chat_template_kwargs": self.template_kwargs}
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         from vllm.sampling_params import RequestOutputKind

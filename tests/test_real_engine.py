@@ -45,8 +45,11 @@ async def test_vllm_adapter_in_process(gsm8k):
     from tts.strategies.self_consistency import SCConfig, run
     from tts.kernel.types import Problem
 
+    from tts.engine_adapters.vllm_engine import cpu_dtype
+
     engine = VLLMEngine.start(model_dir(), max_model_len=2048)
     try:
+        assert engine.describe()["dtype"] == cpu_dtype()  # the manifest says what the samples were computed in
         [c] = await engine.generate(chat("What is 2 + 3?", max_tokens=24))
         assert c.text.strip() and 0 < c.completion_tokens <= 24 and c.prompt_tokens > 5
         assert c.finish_reason in ("stop", "length")

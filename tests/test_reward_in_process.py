@@ -22,6 +22,7 @@ QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 SOLUTIONS = ["Tom starts with 3 apples.\n\nHe buys 4 more, so 3 + 4 = 7.\n\nThe answer is 7.",
              "Tom has 3 apples.\n\n3 * 4 = 12.\n\nThe answer is 12.",
              "He has 7 apples."]
+F32 = {"max_model_len": 1024, "dtype": "float32"}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,10 @@ async def test_in_process_prm_gives_transformers_rewards_and_is_charged(smollm, 
     folder = make_reward_model(smollm, tmp_path / "prm", process=True)
     problem = Problem(id="p", question=QUESTION, gold="7")
     candidates = [Sample(index=i, text=t, answer=None, completion_tokens=9) for i, t in enumerate(SOLUTIONS)]
+    # the reference computes in float32; on a CPU with bfloat16 in hardware tts runs the model in bfloat16, 0.011
+    # off in probability here (found on an AVX-512 BF16 EPYC): the test checks the path, so it pins the dtype
     config = RewardConfig(model=str(folder), in_process=True, step_tag=STEP_TAG, aggregate="min",
-                          engine_args={"max_model_len": 1024})
+                          engine_args=F32)
     before = set(child_pids())
     ctx = Context(SimulatedEngine.for_problems([problem]))
     try:
@@ -77,7 +80,7 @@ async def test_in_process_outcome_reward_model(smollm, tmp_path):
     folder = make_reward_model(smollm, tmp_path / "orm", process=False)
     problem = Problem(id="p", question=QUESTION, gold="7")
     candidates = [Sample(index=i, text=t, answer=None, completion_tokens=9) for i, t in enumerate(SOLUTIONS)]
-    config = RewardConfig(model=str(folder), in_process=True, process=False, engine_args={"max_model_len": 1024})
+    config = RewardConfig(model=str(folder), in_process=True, process=False, engine_args=F32)
     try:
         judgement = await judge_reward(Context(SimulatedEngine.for_problems([problem])), problem, candidates, config)
     finally:
