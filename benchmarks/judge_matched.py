@@ -7,7 +7,7 @@ For each: accuracy with a 95% interval, total tokens (prompts + generation + ver
 counts them) and their share of SC@16's, and the problems gained and lost against SC@16, problem by problem.
 
 Usage: python benchmarks/judge_matched.py REC_RUN [--judge-model qwen2.5-coder-1.5b] [--n 16] [--max-tokens 384]
-       [--out judge_matched] [--figures-only]
+       [--out judge_matched] [--limit N] [--figures-only]
 Each setting is a run folder under results/matched-<REC name>/ (resumed if cut); the figures go to
 results/bench/<OUT>.json after each setting.
 """
@@ -42,8 +42,9 @@ def run(rec: Path, name: str, expr: str, args) -> Path:
     config = json.loads((rec / "config.json").read_text())
     run_id = "".join(c if c.isalnum() else "-" for c in name).strip("-")
     out = ROOT / "results" / f"matched-{rec.name}"
+    limit = args.limit or config["limit"]
     cmd = [sys.executable, "-m", "tts.app.cli", "eval", "--engine", "replay", "--traces",
-           str(rec / "recorded_traces.jsonl"), "--task", config["task"], "--limit", str(config["limit"]),
+           str(rec / "recorded_traces.jsonl"), "--task", config["task"], "--limit", str(limit),
            "-s", expr, "--output", str(out), "--run-id", run_id, "--no-progress", "--seed", str(config["seed"])]
     if config.get("data") and not str(config["data"]).startswith(("packaged:", "hub:")):
         cmd += ["--data", config["data"]]
@@ -140,5 +141,7 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=384)
     ap.add_argument("--out", default="judge_matched")
+    ap.add_argument("--limit", type=int, default=None, help="problems (default: the recording's own limit; more "
+                    "when the recording was resumed with a larger one)")
     ap.add_argument("--figures-only", action="store_true", help="read the settings' finished run folders only")
     main(ap.parse_args())
