@@ -21,7 +21,7 @@ from pathlib import Path
 
 from common import ROOT, write
 
-from tts import tasks
+from tts.app.report import row_grader
 from tts.app.runner import read_finished, wilson
 
 
@@ -38,8 +38,7 @@ def settings(n: int, max_tokens: int) -> dict[str, str]:
     return out
 
 
-def run(rec: Path, name: str, expr: str, args) -> Path:
-    config = json.loads((rec / "config.json").read_text())
+def run(rec: Path, config: dict, name: str, expr: str, args) -> Path:
     run_id = "".join(c if c.isalnum() else "-" for c in name).strip("-")
     out = ROOT / "results" / f"matched-{rec.name}"
     limit = args.limit or config["limit"]
@@ -60,77 +59,68 @@ def run(rec: Path, name: str, expr: str, args) -> Path:
 
 def main(args) -> None:
     rec = Path(args.rec).resolve()
+    config = json.loads((rec / "config.json").read_text())
+    grade = row_grader(config)  # each answer graded against its row's gold, as `tts report` regrades
+    if grade is None:
+        raise SystemExit(f"task '{config['task']}' is not graded by a gold answer: its judges cannot be regraded here")
     figures: dict = {"recording": str(rec), "judge_model": args.judge_model, "settings": {}}
     base: dict[str, bool] | None = None
     base_tokens = 0
     for name, expr in settings(args.n, args.max_tokens).items():
-        folder = run(rec, name, expr, args)
-        rows = read_finished(folder / "results.jsonl")
-        summary = json.loads((folder / "summary.json").read_text())
-        right = {i: bool(r.get("correct")) for i, r in rows.items()}
-        tokens = summary["prompt_tokens"] + summary["completion_tokens"]
-        if base is None:
-            base, base_tokens = right, tokens
-            figures["oracle"] = _oracle(rec, rows)
-        k = sum(right.values())
-        figures["problems"] = len(right)
-        figures["settings"][name] = {
-            "strategy": expr, "accuracy": round(k / len(right), 4), "correct": k, "ci95": wilson(k, len(right)),
+        folder = run(rec, config, name, expr, args)
+        if base is None:  # the first setting, SC@n without a judge, is what every other is set against
+            rows = read_finished(folder / "results.jsonl")
+            base = {i: bool(r.get("correct")) for i, r in rows.items()}
+            base_tokens = _tokens(json.loads((folder / "summary.json").read_text()))
+            figures["oracle"] = _oracle(rows, grade)
+            figures["problems"] = len(base)
+        figures["settings"][name] = {"strategy": expr, **_figures(folder, base, base_tokens, grade)}
+        print(name, json.dumps(figures["settings"][name]), flush=True)
+        write(args.out, figures)
+    figures["live"] = {"strategy": config["strategy_config"], "judge_model": config.get("judge_model"),
+                       **_figures(rec, base, base_tokens, grade)}
+    write(args.out, figures)
+
+
+def _tokens(summary: dict) -> int:
+    return summary["prompt_tokens"] + summary["completion_tokens"]  # verification included, as summary.json counts
+
+
+def _figures(folder: Path, base: dict[str, bool], base_tokens: int, grade) -> dict:
+    """One run's figures, paired against SC@n's problems (`base`) and tokens."""
+    rows = read_finished(folder / "results.jsonl")
+    summary = json.loads((folder / "summary.json").read_text())
+    right = {i: bool(r.get("correct")) for i, r in rows.items()}
+    k, tokens = sum(right.values()), _tokens(summary)
+    return {"accuracy": round(k / len(right), 4), "correct": k, "ci95": wilson(k, len(right)),
             "all_tokens": tokens, "share_of_sc_all": round(tokens / base_tokens, 3),
             "generated_tokens": summary["completion_tokens"] - summary.get("verify_completion_tokens", 0),
             "verify_calls": summary.get("verify_calls", 0),
             "verify_tokens": summary.get("verify_prompt_tokens", 0) + summary.get("verify_completion_tokens", 0),
-            **contests(rec, rows),
+            **contests(rows, grade),
             "gained_vs_sc": sorted(i for i in right if right[i] and not base.get(i)),
             "lost_vs_sc": sorted(i for i in right if base.get(i) and not right[i]),
             "errors": summary.get("errors", 0), "wall_seconds": summary.get("wall_seconds")}
-        print(name, json.dumps(figures["settings"][name]), flush=True)
-        write(args.out, figures)
-    figures["live"] = live(rec, base)
-    write(args.out, figures)
 
 
-def live(rec: Path, base: dict[str, bool]) -> dict:
-    """The recording run's own figures (live, with its judge when its strategy had one), against replayed SC@n."""
-    rows = read_finished(rec / "results.jsonl")
-    summary = json.loads((rec / "summary.json").read_text())
-    right = {i: bool(r.get("correct")) for i, r in rows.items()}
-    k = sum(right.values())
-    return {"strategy": summary["config"]["strategy_config"], "judge_model": summary["config"].get("judge_model"),
-            "accuracy": round(k / len(right), 4), "correct": k, "ci95": wilson(k, len(right)),
-            "all_tokens": summary["prompt_tokens"] + summary["completion_tokens"],
-            "verify_calls": summary.get("verify_calls", 0),
-            "verify_tokens": summary.get("verify_prompt_tokens", 0) + summary.get("verify_completion_tokens", 0),
-            "gained_vs_sc": sorted(i for i in right if right[i] and not base.get(i)),
-            "lost_vs_sc": sorted(i for i in right if base.get(i) and not right[i]),
-            "wall_seconds": summary.get("wall_seconds"), **contests(rec, rows)}
-
-
-def _problems(rec: Path):
-    config = json.loads((rec / "config.json").read_text())
-    task, data = tasks.get(config["task"]), config.get("data")
-    return task, {p.id: p for p in task.load(data if data and not data.startswith(("packaged:", "hub:")) else None)}
-
-
-def contests(rec: Path, rows: dict[str, dict]) -> dict:
+def contests(rows: dict[str, dict], grade) -> dict:
     """Where the judge ran: how often a right answer was among its contenders, and how often it then chose one;
     a judge cannot choose an answer the leading classes do not hold."""
-    task, problems = _problems(rec)
-    ran = [(i, r["meta"]["judge"]) for i, r in rows.items() if (r.get("meta") or {}).get("judge", {}).get("ran")]
-    with_right = [(i, j) for i, j in ran if any(task.grade(problems[i], a) for a in j.get("contenders", ()))]
+    ran = [(rows[i], r["meta"]["judge"]) for i, r in rows.items()
+           if (r.get("meta") or {}).get("judge", {}).get("ran")]
+    with_right = [(row, j) for row, j in ran if any(grade(row, a) for a in j.get("contenders", ()))]
     leans = sorted(abs(m["p_a"] - 0.5) for _, j in ran for m in j.get("matches", ()) if m.get("p_a") is not None)
     return {"judged_problems": len(ran), "judged_with_a_right_contender": len(with_right),
             # how far the pairwise judge leans from a coin (|P(first) - 0.5|, both orders averaged), its median
             **({"judge_lean_median": round(leans[len(leans) // 2], 4)} if leans else {}),
-            "judge_chose_right_when_it_could": sum(bool(task.grade(problems[i], j.get("chosen")))
-                                                   for i, j in with_right if j.get("chosen") is not None)}
+            "judge_chose_right_when_it_could": sum(grade(row, j["chosen"]) for row, j in with_right
+                                                   if j.get("chosen") is not None)}
 
 
-def _oracle(rec: Path, rows: dict[str, dict]) -> dict:
-    """Problems where some sample is right, each distinct answer graded by the task's own grader."""
-    task, problems = _problems(rec)
-    k = sum(any(s.get("answer") is not None and task.grade(problems[i], s["answer"]) for s in r.get("samples", ()))
-            for i, r in rows.items())
+def _oracle(rows: dict[str, dict], grade) -> dict:
+    """Problems where some sample is right."""
+    k = sum(any(s.get("answer") is not None and grade(r, s["answer"]) for s in r.get("samples", ()))
+            for r in rows.values())
     return {"accuracy": round(k / len(rows), 4), "correct": k, "ci95": wilson(k, len(rows))}
 
 

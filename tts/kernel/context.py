@@ -192,13 +192,13 @@ class Context:
         if request.route_key is None and self.route_key is not None and self.engine.capabilities.routes:
             request = request.model_copy(update={"route_key": self.route_key})  # keep the problem's calls together
         node = self.tracer.add_call()
+        purpose = {"purpose": "verify"} if self.verifying else {}  # on both ends: a reader needs no start to pair
         key = request.prompt if request.prompt is not None else request.messages
         prompt = self.tracer.prompt_id(key, lambda: request.prompt if request.prompt is not None else
                                        [m.wire() for m in request.messages])
         self.emit("call_start", node=node, n=request.n, max_tokens=request.max_tokens,
                   temperature=request.temperature, stream=stream, prompt=prompt, top_p=request.top_p,
-                  **({"purpose": "verify"} if self.verifying else {}),
-                  seed=request.seed, **({"stop": list(request.stop)} if request.stop else {}),
+                  **purpose, seed=request.seed, **({"stop": list(request.stop)} if request.stop else {}),
                   **({"logprobs": request.logprobs} if request.logprobs is not None else {}),
                   **({"continue_final": True} if request.continue_final else {}))
         t0, progress, completions = time.monotonic(), [0], None
@@ -243,8 +243,7 @@ class Context:
             charge_branch(used)
             self.tracer.set_status(node, "done" if status == "ok" else status, tokens=used, seconds=seconds,
                                    **({"error": error} if error else {}))
-            self.emit("call_end", node=node, status=status, seconds=seconds, **end,
-                      **({"purpose": "verify"} if self.verifying else {}))
+            self.emit("call_end", node=node, status=status, seconds=seconds, **end, **purpose)
         return completions
 
     def group(self, label: str = "branches", stop_when: StopRule | None = None,
